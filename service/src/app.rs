@@ -1,0 +1,231 @@
+//! Wiring: builds the adapters from the configuration, starts the first catalog load, serves HTTP
+//! and drains on SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+
+use crate::auth::SharedAuthenticator;
+use crate::auth::forward::ForwardAuthenticator;
+use crate::auth::none::NoneAuthenticator;
+use crate::config::{AuthMode, CatalogSource, Config};
+use crate::http::{AppState, ServiceInfo, router};
+use crate::metrics::Metrics;
+use crate::registry::fetch::{FetchSettings, HttpArtifactSource, LocalArtifactSource, RoutedArtifactSource};
+use crate::registry::{CatalogLocation, Loader, Registry};
+use crate::usecases::validate::ValidationService;
+use crate::validation::StandardCompiler;
+
+/// Failures while starting, each with a message an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}{hint}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+    #[error("{0}")]
+    Setup(String),
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+impl StartError {
+    /// Exit code: 2 for anything the configuration must fix, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Bind { .. } | Self::Setup(_) => 2,
+            Self::Serve(_) => 1,
+        }
+    }
+}
+
+/// Builds the application state (registry not yet loaded).
+pub fn build_state(config: &Config) -> Result<AppState, StartError> {
+    let metrics = Arc::new(Metrics::new());
+    let registry_config = &config.registry;
+    let extra_ca_pem = match &registry_config.ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            StartError::Setup(format!(
+                "invalid configuration: REGISTRY_CA_FILE={:?}: cannot read: {e}",
+                path.display()
+            ))
+        })?),
+        None => None,
+    };
+    let http = Arc::new(
+        HttpArtifactSource::new(FetchSettings {
+            policy: registry_config.policy.clone(),
+            max_bytes: registry_config.artifact_max_bytes,
+            timeout: registry_config.fetch_timeout,
+            cache_ttl: registry_config.cache_enabled.then_some(registry_config.cache_ttl),
+            extra_ca_pem,
+        })
+        .map_err(|e| StartError::Setup(format!("invalid configuration: {e}")))?,
+    );
+    let (location, local) = match &registry_config.source {
+        CatalogSource::Json(json) => (CatalogLocation::Inline(json.clone()), None),
+        CatalogSource::Url(url) => (CatalogLocation::Url(url.clone()), None),
+        CatalogSource::File(path) => {
+            let local = registry_config.allow_local_artifacts.then(|| {
+                let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+                let dir = if dir.as_os_str().is_empty() { ".".into() } else { dir };
+                LocalArtifactSource::new(dir, registry_config.artifact_max_bytes)
+            });
+            (CatalogLocation::File(path.clone()), local)
+        }
+    };
+    let artifact_source = Arc::new(RoutedArtifactSource {
+        http: http.clone(),
+        local,
+    });
+    let loader = Loader {
+        location,
+        catalog_source: http,
+        artifact_source,
+        compiler: Arc::new(StandardCompiler),
+        fetch_concurrency: registry_config.fetch_concurrency,
+        metrics: metrics.clone(),
+    };
+    let registry = Registry::new(loader);
+    let auth = build_authenticator(config)?;
+    let validation = Arc::new(ValidationService::new(
+        config.server.validation_timeout,
+        metrics.clone(),
+    ));
+    let info = Arc::new(ServiceInfo {
+        started_at: OffsetDateTime::now_utc(),
+        started: Instant::now(),
+        io_adapter_id: config.io_adapter.kind.as_str().to_string(),
+        io_adapter_version: config.io_adapter.version.clone(),
+        metrics_enabled: config.metrics_enabled,
+        request_max_bytes: config.server.request_max_bytes,
+        admin_role: config.auth.admin_role.clone(),
+    });
+    Ok(AppState {
+        registry,
+        metrics,
+        auth,
+        validation,
+        info,
+    })
+}
+
+fn build_authenticator(config: &Config) -> Result<SharedAuthenticator, StartError> {
+    match config.auth.mode {
+        AuthMode::None => {
+            let none = config.auth.none.as_ref().expect("none config parsed with mode none");
+            tracing::warn!(
+                subject = %none.subject,
+                "AUTH_MODE=none: AUTHENTICATION IS DISABLED. Every caller is {:?}. Never run this way outside local development.",
+                none.subject
+            );
+            Ok(Arc::new(NoneAuthenticator::new(none)))
+        }
+        AuthMode::ForwardAuth => {
+            let forward = config.auth.forward.clone().expect("forward config parsed with mode forward_auth");
+            tracing::info!(subject_header = %forward.subject_header, "AUTH_MODE=forward_auth: trusting identity headers from the proxy");
+            Ok(Arc::new(ForwardAuthenticator::new(forward)))
+        }
+        AuthMode::JwtJwks => Err(StartError::Setup(
+            "invalid configuration: AUTH_MODE=\"jwt_jwks\": JWT verification is not available in this build yet; accepted: forward_auth, none".into(),
+        )),
+    }
+}
+
+/// Loads the catalog until the first success, backing off between attempts, so a pod that starts
+/// before its catalog host is reachable becomes ready by itself.
+pub fn spawn_initial_load(state: &AppState) {
+    let registry = state.registry.clone();
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(250);
+        loop {
+            match registry.refresh().await {
+                Ok(_) => return,
+                Err(error) => {
+                    tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "initial catalog load failed");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    });
+}
+
+pub async fn bind(config: &Config) -> Result<TcpListener, StartError> {
+    let addr = SocketAddr::new(config.server.host, config.server.port);
+    TcpListener::bind(addr).await.map_err(|source| {
+        let hint = match source.kind() {
+            std::io::ErrorKind::AddrInUse => " (the port is already in use: stop the other process or set SERVER_PORT)",
+            std::io::ErrorKind::PermissionDenied => {
+                " (ports below 1024 need privileges: set SERVER_PORT to 1024 or above)"
+            }
+            std::io::ErrorKind::AddrNotAvailable => " (SERVER_HOST is not an address of this machine)",
+            _ => "",
+        };
+        StartError::Bind { addr, source, hint }
+    })
+}
+
+/// Serves until SIGTERM or Ctrl-C, then drains in-flight requests for at most `grace`.
+pub async fn serve(listener: TcpListener, state: AppState, grace: Duration) -> Result<(), StartError> {
+    let app = router(state);
+    let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!(
+            grace_seconds = grace.as_secs(),
+            "shutdown requested; draining in-flight requests"
+        );
+        let _ = signal_tx.send(());
+    });
+    let server = tokio::spawn(async move { server.await });
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return finish(result),
+        Ok(()) = signal_rx => {}
+    }
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(result) => finish(result),
+        Err(_) => {
+            tracing::warn!("drain did not finish within SERVER_SHUTDOWN_GRACE_SECS; exiting");
+            Ok(())
+        }
+    }
+}
+
+fn finish(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), StartError> {
+    match result {
+        Ok(Ok(())) => {
+            tracing::info!("server stopped");
+            Ok(())
+        }
+        Ok(Err(e)) => Err(StartError::Serve(e)),
+        Err(e) => Err(StartError::Serve(std::io::Error::other(e))),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,636 @@
+//! Typed configuration, parsed once at start-up from environment variables.
+//!
+//! Every error names the variable, the value given and what is accepted, so a misconfigured
+//! Deployment fails with one readable line (exit code 2) instead of a panic at first use.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::registry::policy::{AllowList, UrlPolicy};
+
+/// A configuration error: one variable, the value it had, and what would have been accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {variable}={value:?}: {problem}; accepted: {accepted}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub value: String,
+    pub problem: String,
+    pub accepted: String,
+}
+
+impl ConfigError {
+    fn new(variable: &str, value: &str, problem: impl Into<String>, accepted: impl Into<String>) -> Self {
+        Self {
+            variable: variable.to_string(),
+            value: value.to_string(),
+            problem: problem.into(),
+            accepted: accepted.into(),
+        }
+    }
+}
+
+/// Where the catalog comes from: exactly one of the three `REGISTRY_CATALOG_*` variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogSource {
+    Json(String),
+    File(PathBuf),
+    Url(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    pub source: CatalogSource,
+    pub policy: UrlPolicy,
+    pub cache_enabled: bool,
+    pub cache_ttl: Duration,
+    pub artifact_max_bytes: u64,
+    pub fetch_timeout: Duration,
+    pub fetch_concurrency: usize,
+    /// Extra PEM CA bundle trusted for artifact and catalog fetches (in-cluster CAs, tests).
+    pub ca_file: Option<PathBuf>,
+    /// Relative artifact paths in a file catalog resolve beside the catalog file.
+    pub allow_local_artifacts: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoAdapterKind {
+    Memory,
+    Embedded,
+    Http,
+    Postgres,
+}
+
+impl IoAdapterKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Embedded => "embedded",
+            Self::Http => "http",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IoAdapterConfig {
+    pub kind: IoAdapterKind,
+    pub version: String,
+    pub base_url: Option<String>,
+    pub timeout: Duration,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    JwtJwks,
+    ForwardAuth,
+    None,
+}
+
+impl AuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::JwtJwks => "jwt_jwks",
+            Self::ForwardAuth => "forward_auth",
+            Self::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    pub jwks_url: String,
+    pub issuer: String,
+    pub audience: String,
+    pub jwks_refresh: Duration,
+    pub leeway_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForwardAuthConfig {
+    pub subject_header: String,
+    pub roles_header: String,
+    pub scopes_header: String,
+    pub tenant_header: Option<String>,
+    pub token_header: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NoneAuthConfig {
+    pub subject: String,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    pub jwt: Option<JwtConfig>,
+    pub forward: Option<ForwardAuthConfig>,
+    pub none: Option<NoneAuthConfig>,
+    pub admin_role: String,
+    pub enforce_scopes: bool,
+    pub admin_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub host: IpAddr,
+    pub port: u16,
+    pub request_max_bytes: usize,
+    pub shutdown_grace: Duration,
+    pub validation_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub registry: RegistryConfig,
+    pub io_adapter: IoAdapterConfig,
+    pub auth: AuthConfig,
+    pub server: ServerConfig,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub metrics_enabled: bool,
+}
+
+/// Reads variables through a lookup function so tests can pass a map instead of the process env.
+type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+
+pub struct Env<'a> {
+    lookup: Lookup<'a>,
+}
+
+impl<'a> Env<'a> {
+    pub fn from_process() -> Env<'static> {
+        Env {
+            lookup: Box::new(|k| std::env::var(k).ok()),
+        }
+    }
+
+    pub fn from_map(map: &'a BTreeMap<String, String>) -> Self {
+        Env {
+            lookup: Box::new(move |k| map.get(k).cloned()),
+        }
+    }
+
+    /// A variable that is set to an empty string counts as unset, as in most container tooling.
+    fn get(&self, key: &str) -> Option<String> {
+        (self.lookup)(key).filter(|v| !v.trim().is_empty())
+    }
+
+    fn string(&self, key: &str, default: &str) -> String {
+        self.get(key).unwrap_or_else(|| default.to_string())
+    }
+
+    fn required(&self, key: &str, accepted: &str) -> Result<String, ConfigError> {
+        self.get(key)
+            .ok_or_else(|| ConfigError::new(key, "", "is required", accepted))
+    }
+
+    fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => parse_bool(key, &v),
+        }
+    }
+
+    fn number<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
+        &self,
+        key: &str,
+        default: T,
+        min: T,
+        max: T,
+    ) -> Result<T, ConfigError> {
+        let Some(raw) = self.get(key) else {
+            return Ok(default);
+        };
+        let accepted = format!("an integer from {min} to {max}");
+        let value: T = raw
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::new(key, &raw, "is not a number", accepted.clone()))?;
+        if value < min || value > max {
+            return Err(ConfigError::new(key, &raw, "is out of range", accepted));
+        }
+        Ok(value)
+    }
+
+    fn list(&self, key: &str, separator: char) -> Vec<String> {
+        self.get(key).map(|v| split_list(&v, separator)).unwrap_or_default()
+    }
+}
+
+fn split_list(value: &str, separator: char) -> Vec<String> {
+    value
+        .split(separator)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError::new(key, value, "is not a boolean", "true, false")),
+    }
+}
+
+impl Config {
+    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            registry: registry_config(env)?,
+            io_adapter: io_adapter_config(env)?,
+            auth: auth_config(env)?,
+            server: server_config(env)?,
+            log_level: log_level(env)?,
+            log_format: log_format(env)?,
+            metrics_enabled: env.bool("METRICS_ENABLED", false)?,
+        })
+    }
+}
+
+fn registry_config(env: &Env<'_>) -> Result<RegistryConfig, ConfigError> {
+    let mode = env.string("REGISTRY_MODE", "catalog");
+    if mode != "catalog" {
+        return Err(ConfigError::new(
+            "REGISTRY_MODE",
+            &mode,
+            "is not a known registry mode",
+            "catalog",
+        ));
+    }
+    let sources = [
+        ("REGISTRY_CATALOG_JSON", env.get("REGISTRY_CATALOG_JSON")),
+        ("REGISTRY_CATALOG_FILE", env.get("REGISTRY_CATALOG_FILE")),
+        ("REGISTRY_CATALOG_URL", env.get("REGISTRY_CATALOG_URL")),
+    ];
+    let set: Vec<_> = sources.iter().filter(|(_, v)| v.is_some()).collect();
+    let accepted = "exactly one of REGISTRY_CATALOG_JSON, REGISTRY_CATALOG_FILE, REGISTRY_CATALOG_URL";
+    let source = match set.as_slice() {
+        [] => {
+            return Err(ConfigError::new(
+                "REGISTRY_CATALOG_JSON",
+                "",
+                "no catalog source is set",
+                accepted,
+            ));
+        }
+        [(name, Some(value))] => match *name {
+            "REGISTRY_CATALOG_JSON" => CatalogSource::Json(value.clone()),
+            "REGISTRY_CATALOG_FILE" => CatalogSource::File(PathBuf::from(value)),
+            _ => CatalogSource::Url(value.clone()),
+        },
+        several => {
+            let names: Vec<&str> = several.iter().map(|(n, _)| *n).collect();
+            return Err(ConfigError::new(
+                names[1],
+                "(set)",
+                format!("{} are all set", names.join(" and ")),
+                accepted,
+            ));
+        }
+    };
+
+    let hosts_raw = env.required("REGISTRY_ALLOWED_HOSTS", "a comma-separated list of host or host:port")?;
+    let allow_list = AllowList::parse(&hosts_raw).map_err(|problem| {
+        ConfigError::new(
+            "REGISTRY_ALLOWED_HOSTS",
+            &hosts_raw,
+            problem,
+            "a comma-separated list of host or host:port",
+        )
+    })?;
+    let https_raw = env.required("REGISTRY_REQUIRE_HTTPS", "true, false")?;
+    let require_https = parse_bool("REGISTRY_REQUIRE_HTTPS", &https_raw)?;
+
+    if let CatalogSource::Url(url) = &source {
+        let policy = UrlPolicy::new(allow_list.clone(), require_https);
+        policy.check_str(url).map_err(|e| {
+            ConfigError::new(
+                "REGISTRY_CATALOG_URL",
+                url,
+                e.to_string(),
+                "an http(s) URL admitted by REGISTRY_ALLOWED_HOSTS and REGISTRY_REQUIRE_HTTPS",
+            )
+        })?;
+    }
+
+    Ok(RegistryConfig {
+        source,
+        policy: UrlPolicy::new(allow_list, require_https),
+        cache_enabled: env.bool("REGISTRY_CACHE_ENABLED", false)?,
+        cache_ttl: Duration::from_secs(env.number("REGISTRY_CACHE_TTL_SECS", 300u64, 0, 86_400 * 7)?),
+        artifact_max_bytes: env.number(
+            "REGISTRY_ARTIFACT_MAX_BYTES",
+            16 * 1024 * 1024u64,
+            1024,
+            1024 * 1024 * 1024,
+        )?,
+        fetch_timeout: Duration::from_millis(env.number("REGISTRY_FETCH_TIMEOUT_MS", 10_000u64, 100, 600_000)?),
+        fetch_concurrency: env.number("REGISTRY_FETCH_CONCURRENCY", 8usize, 1, 256)?,
+        ca_file: env.get("REGISTRY_CA_FILE").map(PathBuf::from),
+        allow_local_artifacts: env.bool("REGISTRY_ALLOW_LOCAL_ARTIFACTS", false)?,
+    })
+}
+
+fn io_adapter_config(env: &Env<'_>) -> Result<IoAdapterConfig, ConfigError> {
+    let raw = env.string("IO_ADAPTER_ID", "memory");
+    let kind = match raw.as_str() {
+        "memory" => IoAdapterKind::Memory,
+        "embedded" => IoAdapterKind::Embedded,
+        "http" => IoAdapterKind::Http,
+        "postgres" => IoAdapterKind::Postgres,
+        _ => {
+            return Err(ConfigError::new(
+                "IO_ADAPTER_ID",
+                &raw,
+                "is not a known IO adapter",
+                "memory, embedded, http, postgres",
+            ));
+        }
+    };
+    let base_url = env.get("IO_ADAPTER_BASE_URL");
+    if kind == IoAdapterKind::Http {
+        let url = base_url.clone().ok_or_else(|| {
+            ConfigError::new(
+                "IO_ADAPTER_BASE_URL",
+                "",
+                "is required when IO_ADAPTER_ID=http",
+                "an http(s) URL",
+            )
+        })?;
+        if url::Url::parse(&url)
+            .map(|u| !matches!(u.scheme(), "http" | "https"))
+            .unwrap_or(true)
+        {
+            return Err(ConfigError::new(
+                "IO_ADAPTER_BASE_URL",
+                &url,
+                "is not an http(s) URL",
+                "an http(s) URL",
+            ));
+        }
+    }
+    let database_url = env.get("IO_ADAPTER_DATABASE_URL");
+    if kind == IoAdapterKind::Postgres && database_url.is_none() {
+        return Err(ConfigError::new(
+            "IO_ADAPTER_DATABASE_URL",
+            "",
+            "is required when IO_ADAPTER_ID=postgres",
+            "a PostgreSQL connection URL (postgres://user@host:port/db)",
+        ));
+    }
+    Ok(IoAdapterConfig {
+        kind,
+        version: env.string("IO_ADAPTER_VERSION", "v1"),
+        base_url,
+        timeout: Duration::from_millis(env.number("IO_ADAPTER_TIMEOUT_MS", 5000u64, 1, 600_000)?),
+        data_dir: PathBuf::from(env.string("IO_ADAPTER_DATA_DIR", "./.data")),
+        database_url,
+    })
+}
+
+fn auth_config(env: &Env<'_>) -> Result<AuthConfig, ConfigError> {
+    let raw = env.string("AUTH_MODE", "jwt_jwks");
+    let mode = match raw.as_str() {
+        "jwt_jwks" => AuthMode::JwtJwks,
+        "forward_auth" => AuthMode::ForwardAuth,
+        "none" => AuthMode::None,
+        _ => {
+            return Err(ConfigError::new(
+                "AUTH_MODE",
+                &raw,
+                "is not a known auth mode",
+                "jwt_jwks, forward_auth, none",
+            ));
+        }
+    };
+    let jwt = match mode {
+        AuthMode::JwtJwks => {
+            let jwks_url = env.required("AUTH_JWKS_URL", "the http(s) URL of the identity provider's JWKS")?;
+            if url::Url::parse(&jwks_url)
+                .map(|u| !matches!(u.scheme(), "http" | "https"))
+                .unwrap_or(true)
+            {
+                return Err(ConfigError::new(
+                    "AUTH_JWKS_URL",
+                    &jwks_url,
+                    "is not an http(s) URL",
+                    "an http(s) URL",
+                ));
+            }
+            Some(JwtConfig {
+                jwks_url,
+                issuer: env.required("AUTH_ISSUER", "the expected `iss` claim")?,
+                audience: env.required("AUTH_AUDIENCE", "the expected `aud` claim")?,
+                jwks_refresh: Duration::from_secs(env.number("AUTH_JWKS_REFRESH_SECS", 3600u64, 10, 86_400 * 7)?),
+                leeway_secs: env.number("AUTH_LEEWAY_SECS", 30u64, 0, 600)?,
+            })
+        }
+        _ => None,
+    };
+    let forward = (mode == AuthMode::ForwardAuth).then(|| ForwardAuthConfig {
+        subject_header: env
+            .string("AUTH_FORWARD_SUBJECT_HEADER", "x-auth-subject")
+            .to_ascii_lowercase(),
+        roles_header: env
+            .string("AUTH_FORWARD_ROLES_HEADER", "x-auth-roles")
+            .to_ascii_lowercase(),
+        scopes_header: env
+            .string("AUTH_FORWARD_SCOPES_HEADER", "x-auth-scopes")
+            .to_ascii_lowercase(),
+        tenant_header: env.get("AUTH_FORWARD_TENANT_HEADER").map(|h| h.to_ascii_lowercase()),
+        token_header: env.get("AUTH_FORWARD_TOKEN_HEADER").map(|h| h.to_ascii_lowercase()),
+    });
+    let none = if mode == AuthMode::None {
+        let allowed_raw = env.string("AUTH_ALLOW_INSECURE_NONE", "false");
+        if !parse_bool("AUTH_ALLOW_INSECURE_NONE", &allowed_raw)? {
+            return Err(ConfigError::new(
+                "AUTH_MODE",
+                "none",
+                "disables authentication and needs AUTH_ALLOW_INSECURE_NONE=true to confirm",
+                "jwt_jwks, forward_auth, or none together with AUTH_ALLOW_INSECURE_NONE=true",
+            ));
+        }
+        Some(NoneAuthConfig {
+            subject: env.string("AUTH_NONE_SUBJECT", "dev-anonymous"),
+            roles: env.list("AUTH_NONE_ROLES", ','),
+            scopes: env.list("AUTH_NONE_SCOPES", ' '),
+            tenant: env.get("AUTH_NONE_TENANT"),
+        })
+    } else {
+        None
+    };
+    Ok(AuthConfig {
+        mode,
+        jwt,
+        forward,
+        none,
+        admin_role: env.string("AUTH_ADMIN_ROLE", "admin"),
+        enforce_scopes: env.bool("AUTH_ENFORCE_SCOPES", false)?,
+        admin_token_file: env.get("AUTH_ADMIN_TOKEN_FILE").map(PathBuf::from),
+    })
+}
+
+fn server_config(env: &Env<'_>) -> Result<ServerConfig, ConfigError> {
+    let host_raw = env.string("SERVER_HOST", "0.0.0.0");
+    let host: IpAddr = host_raw.parse().map_err(|_| {
+        ConfigError::new(
+            "SERVER_HOST",
+            &host_raw,
+            "is not an IP address",
+            "an IPv4 or IPv6 address such as 0.0.0.0 or 127.0.0.1",
+        )
+    })?;
+    Ok(ServerConfig {
+        host,
+        port: env.number("SERVER_PORT", 8080u16, 0, 65535)?,
+        request_max_bytes: env.number("SERVER_REQUEST_MAX_BYTES", 1_048_576usize, 1024, 1024 * 1024 * 1024)?,
+        shutdown_grace: Duration::from_secs(env.number("SERVER_SHUTDOWN_GRACE_SECS", 20u64, 0, 3600)?),
+        validation_timeout: Duration::from_millis(env.number("VALIDATION_TIMEOUT_MS", 10_000u64, 10, 600_000)?),
+    })
+}
+
+fn log_level(env: &Env<'_>) -> Result<String, ConfigError> {
+    let raw = env.string("LOG_LEVEL", "info").to_ascii_lowercase();
+    match raw.as_str() {
+        "trace" | "debug" | "info" | "warn" | "error" => Ok(raw),
+        _ => Err(ConfigError::new(
+            "LOG_LEVEL",
+            &raw,
+            "is not a log level",
+            "trace, debug, info, warn, error",
+        )),
+    }
+}
+
+fn log_format(env: &Env<'_>) -> Result<LogFormat, ConfigError> {
+    let raw = env.string("LOG_FORMAT", "json");
+    match raw.as_str() {
+        "json" => Ok(LogFormat::Json),
+        "text" => Ok(LogFormat::Text),
+        _ => Err(ConfigError::new(
+            "LOG_FORMAT",
+            &raw,
+            "is not a log format",
+            "json, text",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> BTreeMap<String, String> {
+        [
+            ("REGISTRY_CATALOG_JSON", "[]"),
+            ("REGISTRY_ALLOWED_HOSTS", "example.org"),
+            ("REGISTRY_REQUIRE_HTTPS", "true"),
+            ("AUTH_MODE", "none"),
+            ("AUTH_ALLOW_INSECURE_NONE", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    fn parse(map: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        Config::from_env(&Env::from_map(map))
+    }
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        let config = parse(&base()).unwrap();
+        assert_eq!(config.server.port, 8080);
+        assert_eq!(config.server.request_max_bytes, 1_048_576);
+        assert_eq!(config.registry.cache_ttl, Duration::from_secs(300));
+        assert_eq!(config.io_adapter.timeout, Duration::from_millis(5000));
+        assert!(!config.metrics_enabled);
+        assert_eq!(config.log_level, "info");
+    }
+
+    #[test]
+    fn unknown_auth_mode_names_variable_value_and_accepted_values() {
+        let mut map = base();
+        map.insert("AUTH_MODE".into(), "magic".into());
+        let err = parse(&map).unwrap_err();
+        assert_eq!(err.variable, "AUTH_MODE");
+        assert_eq!(err.value, "magic");
+        assert!(err.to_string().contains("jwt_jwks, forward_auth, none"), "{err}");
+    }
+
+    #[test]
+    fn none_auth_requires_the_insecure_flag() {
+        let mut map = base();
+        map.remove("AUTH_ALLOW_INSECURE_NONE");
+        let err = parse(&map).unwrap_err();
+        assert!(err.to_string().contains("AUTH_ALLOW_INSECURE_NONE=true"), "{err}");
+    }
+
+    #[test]
+    fn two_catalog_sources_are_rejected() {
+        let mut map = base();
+        map.insert("REGISTRY_CATALOG_FILE".into(), "catalog.json".into());
+        let err = parse(&map).unwrap_err();
+        assert!(
+            err.problem.contains("REGISTRY_CATALOG_JSON and REGISTRY_CATALOG_FILE"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_catalog_source_is_rejected() {
+        let mut map = base();
+        map.remove("REGISTRY_CATALOG_JSON");
+        assert!(parse(&map).unwrap_err().problem.contains("no catalog source"));
+    }
+
+    #[test]
+    fn malformed_port_and_bool_are_rejected() {
+        let mut map = base();
+        map.insert("SERVER_PORT".into(), "80a".into());
+        assert_eq!(parse(&map).unwrap_err().variable, "SERVER_PORT");
+        let mut map = base();
+        map.insert("METRICS_ENABLED".into(), "maybe".into());
+        let err = parse(&map).unwrap_err();
+        assert_eq!(err.variable, "METRICS_ENABLED");
+        assert_eq!(err.accepted, "true, false");
+    }
+
+    #[test]
+    fn require_https_is_required() {
+        let mut map = base();
+        map.remove("REGISTRY_REQUIRE_HTTPS");
+        assert_eq!(parse(&map).unwrap_err().variable, "REGISTRY_REQUIRE_HTTPS");
+    }
+
+    #[test]
+    fn catalog_url_must_pass_the_policy() {
+        let mut map = base();
+        map.remove("REGISTRY_CATALOG_JSON");
+        map.insert("REGISTRY_CATALOG_URL".into(), "http://example.org/catalog.json".into());
+        let err = parse(&map).unwrap_err();
+        assert_eq!(err.variable, "REGISTRY_CATALOG_URL");
+        assert!(err.problem.contains("https"), "{err}");
+    }
+
+    #[test]
+    fn http_adapter_needs_a_base_url() {
+        let mut map = base();
+        map.insert("IO_ADAPTER_ID".into(), "http".into());
+        assert_eq!(parse(&map).unwrap_err().variable, "IO_ADAPTER_BASE_URL");
+    }
+}

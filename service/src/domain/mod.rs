@@ -1,0 +1,5 @@
+//! Pure domain types: no I/O, no HTTP. Everything else depends on these, never the reverse.
+
+pub mod catalog;
+pub mod model;
+pub mod report;

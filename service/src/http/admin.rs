@@ -1,0 +1,136 @@
+//! Admin endpoints: probes, status, version, metrics, the contract, and the registry refresh.
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+
+use super::error::ApiError;
+use super::{AppState, require_admin};
+use crate::auth::Identity;
+
+/// This service's own contract: the published 0.0.9 contract plus documented additions.
+pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
+
+pub async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let auth = state.auth.health();
+    match state.registry.snapshot() {
+        Some(snapshot) if auth.ready => Json(json!({
+            "status": "ready",
+            "models_loaded": snapshot.models.len(),
+            "catalog_sha256": snapshot.catalog_sha256,
+            "auth": auth,
+        }))
+        .into_response(),
+        Some(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not_ready", "reason": "auth", "auth": auth})),
+        )
+            .into_response(),
+        None => {
+            let reason = state
+                .registry
+                .last_error()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "the first catalog load has not finished".into());
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "not_ready", "reason": reason})),
+            )
+                .into_response()
+        }
+    }
+}
+
+pub async fn version() -> Json<serde_json::Value> {
+    Json(json!({
+        "service": "hex-core-service",
+        "service_version": env!("CARGO_PKG_VERSION"),
+        "openapi_version": openapi_version(),
+    }))
+}
+
+fn openapi_version() -> String {
+    serde_json::from_str::<serde_json::Value>(OPENAPI_JSON)
+        .ok()
+        .and_then(|v| v["info"]["version"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+pub async fn openapi() -> Response {
+    super::bytes_response(
+        StatusCode::OK,
+        "application/json",
+        bytes::Bytes::from_static(OPENAPI_JSON.as_bytes()),
+    )
+}
+
+pub async fn models_count(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let count = state.registry.snapshot().map(|s| s.models.len()).unwrap_or(0);
+    Json(json!({"models_count": count}))
+}
+
+pub async fn status(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let snapshot = state.registry.snapshot();
+    let last_refresh = state.registry.last_refresh();
+    let mut validators: Vec<&str> = snapshot
+        .iter()
+        .flat_map(|s| s.models.values())
+        .flat_map(|m| m.compiled.validators.iter().map(|v| v.kind()))
+        .collect();
+    validators.sort_unstable();
+    validators.dedup();
+    Json(json!({
+        "status": if snapshot.is_some() { "ready" } else { "not_ready" },
+        "service": "hex-core-service",
+        "service_version": env!("CARGO_PKG_VERSION"),
+        "started_at": state.info.started_at.format(&Rfc3339).unwrap_or_default(),
+        "uptime_seconds": state.info.started.elapsed().as_secs(),
+        "models_loaded": snapshot.as_ref().map(|s| s.models.len()).unwrap_or(0),
+        "catalog_sha256": snapshot.as_ref().map(|s| s.catalog_sha256.clone()),
+        "last_refresh": last_refresh.as_ref().map(|r| json!({
+            "refreshed_at": r.refreshed_at.format(&Rfc3339).unwrap_or_default(),
+            "models_found": r.models_found,
+            "errors": r.errors,
+            "duration_ms": r.duration_ms,
+        })),
+        "last_refresh_error": state.registry.last_error().map(|e| e.to_string()),
+        "registry_errors": snapshot.as_ref().map(|s| s.errors.clone()).unwrap_or_default(),
+        "io_adapter": {"id": state.info.io_adapter_id, "version": state.info.io_adapter_version},
+        "auth": {"mode": state.auth.mode(), "health": state.auth.health()},
+        "validators_enabled": validators,
+        "metrics_enabled": state.info.metrics_enabled,
+    }))
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    if !state.info.metrics_enabled {
+        return Err(ApiError::MetricsDisabled);
+    }
+    Ok((
+        StatusCode::OK,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response())
+}
+
+pub async fn refresh(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+) -> Result<Response, ApiError> {
+    require_admin(&identity, &state.info.admin_role)?;
+    tracing::info!(subject = %identity.subject, "registry refresh requested");
+    let report = state.registry.refresh().await?;
+    Ok(Json(report.as_ref().clone()).into_response())
+}

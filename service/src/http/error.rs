@@ -1,0 +1,170 @@
+//! The one place where failures become HTTP statuses and envelope codes.
+//!
+//! Every error body is `{"code", "message", "details"}` (the contract's `ErrorResponse`).
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::auth::AuthError;
+use crate::registry::RegistryError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    BadRequest {
+        message: String,
+        details: Value,
+    },
+    Unauthenticated(AuthError),
+    Forbidden {
+        message: String,
+    },
+    ModelNotFound {
+        model: String,
+        version: String,
+    },
+    ArtifactNotFound {
+        model: String,
+        version: String,
+        artifact: String,
+    },
+    RouteNotFound {
+        path: String,
+    },
+    MethodNotAllowed {
+        method: String,
+        path: String,
+    },
+    UnsupportedMediaType {
+        content_type: String,
+    },
+    PayloadTooLarge {
+        limit: usize,
+    },
+    NotReady {
+        message: String,
+    },
+    RegistryError(RegistryError),
+    ValidatorError {
+        message: String,
+    },
+    ValidationTimeout {
+        millis: u64,
+    },
+    MetricsDisabled,
+    NotImplemented {
+        message: String,
+    },
+    Internal {
+        message: String,
+    },
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    /// Status and stable code, the full mapping in one table.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest { .. } => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
+            Self::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            Self::Forbidden { .. } => (StatusCode::FORBIDDEN, "FORBIDDEN"),
+            Self::ModelNotFound { .. } => (StatusCode::NOT_FOUND, "MODEL_NOT_FOUND"),
+            Self::ArtifactNotFound { .. } => (StatusCode::NOT_FOUND, "ARTIFACT_NOT_FOUND"),
+            Self::RouteNotFound { .. } => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
+            Self::UnsupportedMediaType { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE"),
+            Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+            Self::NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "NOT_READY"),
+            Self::RegistryError(_) => (StatusCode::BAD_GATEWAY, "REGISTRY_ERROR"),
+            Self::ValidatorError { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "VALIDATOR_ERROR"),
+            Self::ValidationTimeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, "VALIDATION_TIMEOUT"),
+            Self::MetricsDisabled => (StatusCode::NOT_FOUND, "METRICS_DISABLED"),
+            Self::NotImplemented { .. } => (StatusCode::NOT_IMPLEMENTED, "NOT_IMPLEMENTED"),
+            Self::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
+        }
+    }
+
+    fn message_and_details(&self) -> (String, Value) {
+        match self {
+            Self::BadRequest { message, details } => (message.clone(), details.clone()),
+            Self::Unauthenticated(e) => (e.to_string(), Value::Null),
+            Self::Forbidden { message } => (message.clone(), Value::Null),
+            Self::ModelNotFound { model, version } => (
+                format!("model {model} version {version} is not in the registry"),
+                json!({"model": model, "version": version}),
+            ),
+            Self::ArtifactNotFound {
+                model,
+                version,
+                artifact,
+            } => (
+                format!("model {model} version {version} has no {artifact} artifact"),
+                json!({"model": model, "version": version, "artifact": artifact}),
+            ),
+            Self::RouteNotFound { path } => (format!("no route for {path}"), json!({"path": path})),
+            Self::MethodNotAllowed { method, path } => (
+                format!("method {method} is not allowed on {path}"),
+                json!({"method": method, "path": path}),
+            ),
+            Self::UnsupportedMediaType { content_type } => (
+                format!("content type {content_type:?} is not supported; send application/json"),
+                json!({"content_type": content_type}),
+            ),
+            Self::PayloadTooLarge { limit } => (
+                format!("request body is larger than {limit} bytes (SERVER_REQUEST_MAX_BYTES)"),
+                json!({"limit_bytes": limit}),
+            ),
+            Self::NotReady { message } => (message.clone(), Value::Null),
+            Self::RegistryError(e) => (e.to_string(), Value::Null),
+            Self::ValidatorError { message } => (message.clone(), Value::Null),
+            Self::ValidationTimeout { millis } => (
+                format!("validation did not finish within {millis} ms (VALIDATION_TIMEOUT_MS)"),
+                json!({"timeout_ms": millis}),
+            ),
+            Self::MetricsDisabled => ("metrics are disabled (METRICS_ENABLED=false)".into(), Value::Null),
+            Self::NotImplemented { message } => (message.clone(), Value::Null),
+            Self::Internal { message } => (message.clone(), Value::Null),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let (message, details) = self.message_and_details();
+        let mut response = (
+            status,
+            Json(json!({"code": code, "message": message, "details": details})),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            let challenge = match &self {
+                Self::Unauthenticated(AuthError::Invalid(_)) => r#"Bearer error="invalid_token""#,
+                _ => "Bearer",
+            };
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        response
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        Self::RegistryError(e)
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        Self::Unauthenticated(e)
+    }
+}

@@ -1,0 +1,171 @@
+//! The HTTP edge: routes, middleware (request id, access log, metrics, authentication) and the
+//! handlers that call the use cases.
+
+pub mod admin;
+pub mod error;
+pub mod extract;
+pub mod models;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use time::OffsetDateTime;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+
+use self::error::ApiError;
+use self::extract::BodyLimit;
+use crate::auth::{Identity, SharedAuthenticator};
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::usecases::validate::ValidationService;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Static facts about this process that admin endpoints report.
+#[derive(Debug, Clone)]
+pub struct ServiceInfo {
+    pub started_at: OffsetDateTime,
+    pub started: Instant,
+    pub io_adapter_id: String,
+    pub io_adapter_version: String,
+    pub metrics_enabled: bool,
+    pub request_max_bytes: usize,
+    pub admin_role: String,
+}
+
+/// Everything a handler may touch; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+    pub auth: SharedAuthenticator,
+    pub validation: Arc<ValidationService>,
+    pub info: Arc<ServiceInfo>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.info.request_max_bytes;
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+
+    let api = Router::new()
+        .route("/models", get(models::list_models))
+        .route(
+            "/models/{model}/versions/{version}",
+            get(models::model_detail).post(models::model_action),
+        )
+        .route("/models/{model}/versions/{version}/{artifact}", get(models::artifact))
+        .route("/openapi.json", get(admin::openapi))
+        .route("/admin/version", get(admin::version))
+        .route("/admin/models/count", get(admin::models_count))
+        .route("/admin/status", get(admin::status))
+        .route("/admin/metrics", get(admin::metrics))
+        .route("/admin/registry/refresh", post(admin::refresh))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+
+    // Probes stay open: a kubelet cannot present a token, and they reveal nothing sensitive.
+    let probes = Router::new()
+        .route("/admin/health", get(admin::health))
+        .route("/admin/ready", get(admin::ready));
+
+    Router::new()
+        .merge(api)
+        .merge(probes)
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(move |mut req: Request, next: Next| async move {
+            req.extensions_mut().insert(BodyLimit(body_limit));
+            next.run(req).await
+        }))
+        .layer(middleware::from_fn_with_state(state.clone(), access_log))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn route_not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    let _ = method;
+    ApiError::RouteNotFound {
+        path: uri.path().to_string(),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+    }
+}
+
+/// Authenticates every route it wraps and puts the `Identity` in the request extensions.
+async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    match state.auth.authenticate(req.headers()).await {
+        Ok(identity) => {
+            req.extensions_mut().insert(identity);
+            next.run(req).await
+        }
+        Err(error) => {
+            tracing::debug!(error = %error, "request not authenticated");
+            ApiError::Unauthenticated(error).into_response()
+        }
+    }
+}
+
+/// Admin writes need the admin role (or the machine admin credential).
+pub fn require_admin(identity: &Identity, admin_role: &str) -> Result<(), ApiError> {
+    if identity.machine_admin || identity.has_role(admin_role) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden {
+            message: format!("this endpoint needs the {admin_role:?} role (AUTH_ADMIN_ROLE)"),
+        })
+    }
+}
+
+/// One structured log line and the HTTP metrics per request. Never logs headers or bodies, so a
+/// token cannot leak into the logs.
+async fn access_log(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    state.metrics.http_requests_in_flight.inc();
+    let response = next.run(req).await;
+    state.metrics.http_requests_in_flight.dec();
+    let status = response.status();
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .record_http(method.as_str(), &route, status.as_u16(), elapsed);
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    if status.is_server_error() {
+        tracing::warn!(request_id, %method, path, route, status = status.as_u16(), latency_ms, "request");
+    } else if path.starts_with("/admin/health") || path.starts_with("/admin/ready") {
+        // Probes arrive every few seconds; keep them out of the info log.
+        tracing::debug!(request_id, %method, path, route, status = status.as_u16(), latency_ms, "request");
+    } else {
+        tracing::info!(request_id, %method, path, route, status = status.as_u16(), latency_ms, "request");
+    }
+    response
+}
+
+/// Convenience for handlers that answer raw bytes with a content type.
+pub fn bytes_response(status: StatusCode, content_type: &'static str, body: bytes::Bytes) -> Response {
+    (status, [(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
+}

@@ -1,0 +1,69 @@
+//! `hex-core-service`: the data-plane binary. Exit codes: 0 clean stop, 1 runtime failure,
+//! 2 configuration error (one line naming the variable, the value and what is accepted).
+
+use std::process::ExitCode;
+
+use hex_core_service::app;
+use hex_core_service::config::{Config, Env};
+use hex_core_service::telemetry;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--version" || a == "-V") {
+        println!("hex-core-service {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "hex-core-service {}\nConfigured by environment variables; see docs/configuration.md.",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
+    if let Some(unknown) = args.first() {
+        eprintln!(
+            "hex-core-service: unknown argument {unknown:?}; the service is configured by environment variables (see --help)"
+        );
+        return ExitCode::from(2);
+    }
+
+    let config = match Config::from_env(&Env::from_process()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("hex-core-service: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&config.log_level, config.log_format);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("hex-core-service: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = %error, "hex-core-service stopped");
+            eprintln!("hex-core-service: {error}");
+            ExitCode::from(error.exit_code() as u8)
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), app::StartError> {
+    let state = app::build_state(&config)?;
+    let listener = app::bind(&config).await?;
+    let addr = listener.local_addr().map_err(app::StartError::Serve)?;
+    tracing::info!(
+        address = %addr,
+        url = %format!("http://{addr}"),
+        auth_mode = config.auth.mode.as_str(),
+        io_adapter = config.io_adapter.kind.as_str(),
+        "hex-core-service listening"
+    );
+    app::spawn_initial_load(&state);
+    app::serve(listener, state, config.server.shutdown_grace).await
+}

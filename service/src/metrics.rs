@@ -1,0 +1,207 @@
+//! Prometheus metrics with the names of the reference runbook. Labels are bounded: routes are
+//! the matched route templates, models come from the catalog, never from raw request paths.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::domain::model::ArtifactKind;
+use crate::ports::{FetchError, FetchedArtifact};
+
+type Labels = Vec<(&'static str, String)>;
+
+fn latency_histogram() -> Histogram {
+    // 100 µs .. ~26 s: covers an admin probe and a slow artifact fetch alike.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 19))
+}
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub http_requests: Family<Labels, Counter>,
+    pub http_request_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    pub http_requests_in_flight: Gauge,
+    pub validation_requests: Family<Labels, Counter>,
+    pub validation_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    pub validation_violations: Family<Labels, Counter>,
+    pub registry_models_loaded: Gauge,
+    pub registry_refresh: Family<Labels, Counter>,
+    pub registry_refresh_duration: Histogram,
+    pub registry_artifact_fetch: Family<Labels, Counter>,
+    pub io_adapter_requests: Family<Labels, Counter>,
+    pub io_adapter_request_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    pub io_adapter_errors: Family<Labels, Counter>,
+    pub idempotency_conflicts: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let metrics = Self {
+            registry: Mutex::new(Registry::default()),
+            http_requests: Family::default(),
+            http_request_duration: Family::new_with_constructor(latency_histogram),
+            http_requests_in_flight: Gauge::default(),
+            validation_requests: Family::default(),
+            validation_duration: Family::new_with_constructor(latency_histogram),
+            validation_violations: Family::default(),
+            registry_models_loaded: Gauge::default(),
+            registry_refresh: Family::default(),
+            registry_refresh_duration: latency_histogram(),
+            registry_artifact_fetch: Family::default(),
+            io_adapter_requests: Family::default(),
+            io_adapter_request_duration: Family::new_with_constructor(latency_histogram),
+            io_adapter_errors: Family::default(),
+            idempotency_conflicts: Counter::default(),
+        };
+        // prometheus-client appends `_total` to counters itself.
+        registry.register(
+            "http_requests",
+            "HTTP requests by method, route and status",
+            metrics.http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by method and route",
+            metrics.http_request_duration.clone(),
+        );
+        registry.register(
+            "http_requests_in_flight",
+            "HTTP requests being served",
+            metrics.http_requests_in_flight.clone(),
+        );
+        registry.register(
+            "validation_requests",
+            "Validations by model, version and result",
+            metrics.validation_requests.clone(),
+        );
+        registry.register(
+            "validation_duration_seconds",
+            "Time spent validating a payload",
+            metrics.validation_duration.clone(),
+        );
+        registry.register(
+            "validation_violations",
+            "Violations reported, by model, version and validator",
+            metrics.validation_violations.clone(),
+        );
+        registry.register(
+            "registry_models_loaded",
+            "Model versions in the active snapshot",
+            metrics.registry_models_loaded.clone(),
+        );
+        registry.register(
+            "registry_refresh",
+            "Registry loads by result",
+            metrics.registry_refresh.clone(),
+        );
+        registry.register(
+            "registry_refresh_duration_seconds",
+            "Registry load time including fetch and compile",
+            metrics.registry_refresh_duration.clone(),
+        );
+        registry.register(
+            "registry_artifact_fetch",
+            "Artifact fetches by artifact kind and result",
+            metrics.registry_artifact_fetch.clone(),
+        );
+        registry.register(
+            "io_adapter_requests",
+            "IO adapter calls by adapter and operation",
+            metrics.io_adapter_requests.clone(),
+        );
+        registry.register(
+            "io_adapter_request_duration_seconds",
+            "IO adapter call latency",
+            metrics.io_adapter_request_duration.clone(),
+        );
+        registry.register(
+            "io_adapter_errors",
+            "IO adapter calls that failed",
+            metrics.io_adapter_errors.clone(),
+        );
+        registry.register(
+            "idempotency_conflicts",
+            "Creates refused because an Idempotency-Key was reused with another payload",
+            metrics.idempotency_conflicts.clone(),
+        );
+        *metrics.registry.lock().expect("metrics registry") = registry;
+        metrics
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry.lock().expect("metrics registry")).expect("encoding to a String cannot fail");
+        out
+    }
+
+    pub fn record_refresh(&self, result: &'static str, elapsed: Duration) {
+        self.registry_refresh
+            .get_or_create(&vec![("result", result.to_string())])
+            .inc();
+        self.registry_refresh_duration.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn record_artifact_fetch(&self, kind: ArtifactKind, result: &Result<FetchedArtifact, FetchError>) {
+        let outcome = match result {
+            Ok(a) if a.from_cache => "cache_hit",
+            Ok(_) => "success",
+            Err(_) => "error",
+        };
+        self.registry_artifact_fetch
+            .get_or_create(&vec![
+                ("artifact", kind.as_str().to_string()),
+                ("result", outcome.to_string()),
+            ])
+            .inc();
+    }
+
+    pub fn record_http(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.http_requests
+            .get_or_create(&vec![
+                ("method", method.to_string()),
+                ("route", route.to_string()),
+                ("status", status.to_string()),
+            ])
+            .inc();
+        self.http_request_duration
+            .get_or_create(&vec![("method", method.to_string()), ("route", route.to_string())])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_reference_metric_names() {
+        let metrics = Metrics::new();
+        metrics.record_http("GET", "/models", 200, Duration::from_millis(1));
+        metrics.record_refresh("success", Duration::from_millis(5));
+        metrics.idempotency_conflicts.inc();
+        let text = metrics.render();
+        for name in [
+            "http_requests_total{",
+            "http_request_duration_seconds_bucket",
+            "http_requests_in_flight",
+            "registry_refresh_total{result=\"success\"} 1",
+            "registry_refresh_duration_seconds_count 1",
+            "registry_models_loaded",
+            "idempotency_conflicts_total 1",
+        ] {
+            assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+    }
+}

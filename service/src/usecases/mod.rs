@@ -1,0 +1,3 @@
+//! Use cases: what the service does, independent of HTTP.
+
+pub mod validate;

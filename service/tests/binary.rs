@@ -1,0 +1,152 @@
+//! Black-box tests of the `hex-core-service` binary: start it as a child process on a free port,
+//! talk to it over HTTP, stop it with signals, and check how it refuses bad configuration.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{ServiceProcess, client, demo_dir, service_binary};
+
+fn demo_env() -> BTreeMap<String, String> {
+    let catalog = demo_dir().join("catalog.json");
+    [
+        ("REGISTRY_CATALOG_FILE", catalog.to_str().unwrap()),
+        ("REGISTRY_ALLOW_LOCAL_ARTIFACTS", "true"),
+        ("REGISTRY_ALLOWED_HOSTS", "localhost"),
+        ("REGISTRY_REQUIRE_HTTPS", "true"),
+        ("AUTH_MODE", "none"),
+        ("AUTH_ALLOW_INSECURE_NONE", "true"),
+        ("SERVER_HOST", "127.0.0.1"),
+        ("SERVER_PORT", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Runs the binary to completion with `env` and returns (exit code, stderr).
+fn run_to_exit(env: &BTreeMap<String, String>) -> (Option<i32>, String) {
+    let output = Command::new(service_binary())
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .output()
+        .expect("binary runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn serves_health_models_and_artifacts_from_the_demo_catalog() {
+    let service = ServiceProcess::spawn(&demo_env());
+    service.wait_ready().await;
+    let http = client();
+
+    let health: Value = http
+        .get(service.url("/admin/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health, serde_json::json!({"status": "ok"}));
+
+    let models: Value = http
+        .get(service.url("/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        models,
+        serde_json::json!({"models": [{"id": "demo-passport", "version": "0.1.0"}]})
+    );
+
+    let schema = http
+        .get(service.url("/models/demo-passport/versions/0.1.0/schema"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(schema.status(), 200);
+    assert_eq!(schema.headers()["content-type"], "application/schema+json");
+    let on_disk = std::fs::read(demo_dir().join("models/demo-passport/0.1.0/schema.json")).unwrap();
+    assert_eq!(schema.bytes().await.unwrap().as_ref(), on_disk.as_slice());
+
+    let log = service.log_text();
+    assert!(
+        log.contains("AUTHENTICATION IS DISABLED"),
+        "the none-mode warning is logged:\n{log}"
+    );
+}
+
+#[test]
+fn unknown_auth_mode_exits_2_naming_the_variable() {
+    let mut env = demo_env();
+    env.insert("AUTH_MODE".into(), "sometimes".into());
+    let (code, stderr) = run_to_exit(&env);
+    assert_eq!(code, Some(2), "stderr: {stderr}");
+    assert!(stderr.contains("AUTH_MODE"), "{stderr}");
+    assert!(stderr.contains("sometimes"), "{stderr}");
+    assert!(stderr.contains("jwt_jwks, forward_auth, none"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}
+
+#[test]
+fn none_auth_without_the_allow_flag_exits_2() {
+    let mut env = demo_env();
+    env.remove("AUTH_ALLOW_INSECURE_NONE");
+    let (code, stderr) = run_to_exit(&env);
+    assert_eq!(code, Some(2), "stderr: {stderr}");
+    assert!(stderr.contains("AUTH_ALLOW_INSECURE_NONE=true"), "{stderr}");
+}
+
+#[test]
+fn malformed_port_exits_2() {
+    let mut env = demo_env();
+    env.insert("SERVER_PORT".into(), "eighty".into());
+    let (code, stderr) = run_to_exit(&env);
+    assert_eq!(code, Some(2), "stderr: {stderr}");
+    assert!(stderr.contains("SERVER_PORT=\"eighty\""), "{stderr}");
+}
+
+#[test]
+fn port_in_use_gives_a_clear_message() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut env = demo_env();
+    env.insert("SERVER_PORT".into(), taken.local_addr().unwrap().port().to_string());
+    let (code, stderr) = run_to_exit(&env);
+    assert_eq!(code, Some(2), "stderr: {stderr}");
+    assert!(stderr.contains("already in use"), "{stderr}");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_service_with_exit_code_0() {
+    let mut service = ServiceProcess::spawn(&demo_env());
+    service.wait_ready().await;
+    let status = Command::new("kill")
+        .args(["-TERM", &service.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = service.wait_exit(Duration::from_secs(10)).expect("exits after SIGTERM");
+    assert_eq!(exit.code(), Some(0), "log:\n{}", service.log_text());
+}
+
+#[test]
+fn version_flag_prints_the_workspace_version() {
+    let output = Command::new(service_binary()).arg("--version").output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("hex-core-service {}", env!("CARGO_PKG_VERSION"))
+    );
+}

@@ -1,0 +1,444 @@
+//! Real servers for the integration tests: an artifact server over HTTP or HTTPS (certificates
+//! generated per test run), the service in-process on a free port, and the service binary as a
+//! child process.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use hex_core_service::app;
+use hex_core_service::config::{Config, Env};
+use hex_core_service::http::AppState;
+use tokio::net::TcpListener;
+
+/// What the artifact server answers on one path.
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub status: u16,
+    pub body: Bytes,
+    pub delay: Duration,
+    pub redirect_to: Option<String>,
+    pub etag: Option<String>,
+}
+
+impl Route {
+    pub fn ok(body: impl Into<Bytes>) -> Self {
+        Self {
+            status: 200,
+            body: body.into(),
+            delay: Duration::ZERO,
+            redirect_to: None,
+            etag: None,
+        }
+    }
+
+    pub fn redirect(to: impl Into<String>) -> Self {
+        Self {
+            status: 302,
+            body: Bytes::new(),
+            delay: Duration::ZERO,
+            redirect_to: Some(to.into()),
+            etag: None,
+        }
+    }
+
+    pub fn status(status: u16) -> Self {
+        Self { status, ..Self::ok("") }
+    }
+
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    pub fn with_etag(mut self, etag: &str) -> Self {
+        self.etag = Some(etag.to_string());
+        self
+    }
+}
+
+#[derive(Default)]
+struct ServerState {
+    routes: HashMap<String, Route>,
+    hits: HashMap<String, usize>,
+    not_modified: HashMap<String, usize>,
+}
+
+/// A real HTTP(S) server on 127.0.0.1 that serves catalogs and artifacts.
+pub struct ArtifactServer {
+    pub addr: SocketAddr,
+    pub scheme: &'static str,
+    state: Arc<Mutex<ServerState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ArtifactServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve_route(State(state): State<Arc<Mutex<ServerState>>>, request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    let route = {
+        let mut s = state.lock().unwrap();
+        *s.hits.entry(path.clone()).or_default() += 1;
+        s.routes.get(&path).cloned()
+    };
+    let Some(route) = route else {
+        return (StatusCode::NOT_FOUND, "no such artifact").into_response();
+    };
+    if !route.delay.is_zero() {
+        tokio::time::sleep(route.delay).await;
+    }
+    if let Some(to) = &route.redirect_to {
+        return (
+            StatusCode::from_u16(route.status).unwrap(),
+            [(header::LOCATION, to.clone())],
+        )
+            .into_response();
+    }
+    if let Some(etag) = &route.etag
+        && request
+            .headers()
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            == Some(etag.as_str())
+    {
+        *state.lock().unwrap().not_modified.entry(path).or_default() += 1;
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag.clone())]).into_response();
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
+    if let Some(etag) = &route.etag {
+        headers.insert(header::ETAG, etag.parse().unwrap());
+    }
+    (StatusCode::from_u16(route.status).unwrap(), headers, route.body.clone()).into_response()
+}
+
+impl ArtifactServer {
+    fn router(state: Arc<Mutex<ServerState>>) -> Router {
+        Router::new().fallback(serve_route).with_state(state)
+    }
+
+    pub async fn http() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(ServerState::default()));
+        let app = Self::router(state.clone());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            addr,
+            scheme: "http",
+            state,
+            task,
+        }
+    }
+
+    pub async fn https(tls: &TestTls) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(ServerState::default()));
+        let app = Self::router(state.clone());
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let Ok(tls_stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls_stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            scheme: "https",
+            state,
+            task,
+        }
+    }
+
+    pub fn set(&self, path: &str, route: Route) {
+        self.state.lock().unwrap().routes.insert(path.to_string(), route);
+    }
+
+    /// `http://127.0.0.1:PORT/path` (HTTPS servers are addressed as `localhost`, the name in the
+    /// certificate).
+    pub fn url(&self, path: &str) -> String {
+        let host = if self.scheme == "https" {
+            "localhost"
+        } else {
+            "127.0.0.1"
+        };
+        format!("{}://{host}:{}{path}", self.scheme, self.addr.port())
+    }
+
+    /// The allow-list entry that admits exactly this server.
+    pub fn host_port(&self) -> String {
+        let host = if self.scheme == "https" {
+            "localhost"
+        } else {
+            "127.0.0.1"
+        };
+        format!("{host}:{}", self.addr.port())
+    }
+
+    pub fn hits(&self, path: &str) -> usize {
+        self.state.lock().unwrap().hits.get(path).copied().unwrap_or(0)
+    }
+
+    pub fn not_modified(&self, path: &str) -> usize {
+        self.state.lock().unwrap().not_modified.get(path).copied().unwrap_or(0)
+    }
+}
+
+/// A CA and a `localhost` / `127.0.0.1` server certificate, generated for this test run.
+pub struct TestTls {
+    pub server_config: Arc<rustls::ServerConfig>,
+    pub ca_pem: String,
+    pub ca_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestTls {
+    pub fn generate() -> Self {
+        hex_core_service::registry::fetch::install_crypto_provider();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "hex-core test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+
+        let server_key = rcgen::KeyPair::generate().unwrap();
+        let server_params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let server_cert = server_params.signed_by(&server_key, &ca).unwrap();
+
+        let cert_chain = vec![server_cert.der().clone()];
+        let key = rustls::pki_types::PrivateKeyDer::try_from(server_key.serialize_der()).unwrap();
+        let server_config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(cert_chain, key)
+            .unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let ca_pem = ca.pem();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, &ca_pem).unwrap();
+        Self {
+            server_config: Arc::new(server_config),
+            ca_pem,
+            ca_file,
+            _dir: dir,
+        }
+    }
+}
+
+/// Environment for a service under test: no auth, the given catalog, quiet logs.
+pub fn base_env(catalog_json: &str, allowed_hosts: &str, require_https: bool) -> BTreeMap<String, String> {
+    [
+        ("REGISTRY_CATALOG_JSON", catalog_json.to_string()),
+        ("REGISTRY_ALLOWED_HOSTS", allowed_hosts.to_string()),
+        ("REGISTRY_REQUIRE_HTTPS", require_https.to_string()),
+        ("AUTH_MODE", "none".to_string()),
+        ("AUTH_ALLOW_INSECURE_NONE", "true".to_string()),
+        ("AUTH_NONE_ROLES", "admin".to_string()),
+        ("SERVER_HOST", "127.0.0.1".to_string()),
+        ("SERVER_PORT", "0".to_string()),
+        ("METRICS_ENABLED", "true".to_string()),
+        ("REGISTRY_FETCH_TIMEOUT_MS", "2000".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The service running in this test's runtime on a free port, with real HTTP.
+pub struct InProcessService {
+    pub base_url: String,
+    pub state: AppState,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for InProcessService {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl InProcessService {
+    /// Starts the service and waits for the first catalog load to finish (successfully or not).
+    pub async fn start(env: &BTreeMap<String, String>) -> Self {
+        let config = Config::from_env(&Env::from_map(env)).expect("test configuration is valid");
+        let state = app::build_state(&config).expect("state builds");
+        let listener = app::bind(&config).await.expect("binds");
+        let addr = listener.local_addr().unwrap();
+        let serve_state = state.clone();
+        let task = tokio::spawn(async move {
+            app::serve(listener, serve_state, Duration::from_secs(1)).await.unwrap();
+        });
+        let _ = state.registry.refresh().await;
+        Self {
+            base_url: format!("http://{addr}"),
+            state,
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    hex_core_service::registry::fetch::install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// The `hex-core-service` binary as a child process; killed on drop.
+pub struct ServiceProcess {
+    child: Child,
+    pub base_url: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn service_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_hex-core-service")
+}
+
+impl ServiceProcess {
+    /// Spawns the binary with exactly `env` (plus PATH) and waits until it logs its address.
+    pub fn spawn(env: &BTreeMap<String, String>) -> Self {
+        let mut command = Command::new(service_binary());
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env)
+            .env("LOG_FORMAT", "json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("service binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<String>();
+        let log_writer = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let Some(addr) = value.get("address").and_then(|a| a.as_str())
+                {
+                    let _ = addr_tx.send(addr.to_string());
+                }
+                log_writer.lock().unwrap().push(line);
+            }
+        });
+        let addr = match addr_rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "service did not log its address; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Self {
+            child,
+            base_url: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for `/admin/ready` to answer 200.
+    pub async fn wait_ready(&self) {
+        let client = client();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = client.get(self.url("/admin/ready")).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "service never became ready; log:\n{}",
+            self.log.lock().unwrap().join("\n")
+        );
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+/// Path to the repository's demo folder.
+pub fn demo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../demo")
+}
+
+/// `HEX_MODELS_DIR`, or a failure that says how to provide it: tests on the real models never skip.
+pub fn models_dir() -> PathBuf {
+    let dir = std::env::var("HEX_MODELS_DIR").unwrap_or_else(|_| {
+        panic!(
+            "HEX_MODELS_DIR is not set: these tests need the real CE-RISE models (../shared/models). \
+             Run scripts/test, which sets it, or export HEX_MODELS_DIR=/path/to/shared/models"
+        )
+    });
+    let path = PathBuf::from(&dir);
+    assert!(path.is_dir(), "HEX_MODELS_DIR={dir} is not a directory");
+    path
+}
