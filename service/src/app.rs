@@ -105,6 +105,7 @@ pub fn build_state(config: &Config) -> Result<AppState, StartError> {
         metrics_enabled: config.metrics_enabled,
         request_max_bytes: config.server.request_max_bytes,
         admin_role: config.auth.admin_role.clone(),
+        enforce_scopes: config.auth.enforce_scopes,
     });
     Ok(AppState {
         registry,

@@ -37,6 +37,8 @@ pub struct ServiceInfo {
     pub metrics_enabled: bool,
     pub request_max_bytes: usize,
     pub admin_role: String,
+    /// `AUTH_ENFORCE_SCOPES`: require `records:read` / `records:write`.
+    pub enforce_scopes: bool,
 }
 
 /// Everything a handler may touch; cheap to clone.
@@ -124,6 +126,17 @@ pub fn require_admin(identity: &Identity, admin_role: &str) -> Result<(), ApiErr
     } else {
         Err(ApiError::Forbidden {
             message: format!("this endpoint needs the {admin_role:?} role (AUTH_ADMIN_ROLE)"),
+        })
+    }
+}
+
+/// With `AUTH_ENFORCE_SCOPES=true`, record reads need `records:read` and writes `records:write`.
+pub fn require_scope(identity: &Identity, scope: &str, info: &ServiceInfo) -> Result<(), ApiError> {
+    if !info.enforce_scopes || identity.machine_admin || identity.has_scope(scope) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden {
+            message: format!("this endpoint needs the {scope:?} scope (AUTH_ENFORCE_SCOPES=true)"),
         })
     }
 }
