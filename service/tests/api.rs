@@ -26,7 +26,12 @@ fn assert_envelope(body: &Value, code: &str) {
     assert!(body.get("details").is_some(), "details is always present: {body}");
 }
 
-async fn post_raw(service: &InProcessService, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+async fn post_raw(
+    service: &InProcessService,
+    path: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
     let response = client()
         .post(service.url(path))
         .header("content-type", content_type)
@@ -60,9 +65,12 @@ async fn unknown_model_is_404_model_not_found_not_502() {
 
 #[tokio::test]
 async fn missing_artifact_kind_is_404_artifact_not_found() {
-    let service = demo_service(&[]).await;
+    let server = support::ArtifactServer::http().await;
+    server.set("/s.json", support::Route::ok("{}"));
+    let catalog = json!([{"model": "m", "version": "1", "schema_url": server.url("/s.json")}]).to_string();
+    let service = InProcessService::start(&base_env(&catalog, &server.host_port(), false)).await;
     let response = client()
-        .get(service.url("/models/demo-passport/versions/0.1.0/owl"))
+        .get(service.url("/models/m/versions/1/owl"))
         .send()
         .await
         .unwrap();
@@ -70,6 +78,14 @@ async fn missing_artifact_kind_is_404_artifact_not_found() {
     let body: Value = response.json().await.unwrap();
     assert_envelope(&body, "ARTIFACT_NOT_FOUND");
     assert_eq!(body["details"]["artifact"], "owl");
+
+    let response = client()
+        .get(service.url("/models/m/versions/1/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_envelope(&response.json().await.unwrap(), "NOT_FOUND");
 }
 
 #[tokio::test]
@@ -79,6 +95,9 @@ async fn artifacts_have_their_content_types_and_etags() {
         ("schema", "application/schema+json"),
         ("shacl", "text/turtle; charset=utf-8"),
         ("linkml", "application/yaml"),
+        ("owl", "text/turtle; charset=utf-8"),
+        ("openapi", "application/json"),
+        ("route", "application/json"),
     ] {
         let response = client()
             .get(service.url(&format!("/models/demo-passport/versions/0.1.0/{kind}")))
@@ -105,7 +124,10 @@ async fn model_detail_lists_artifacts_with_sha256_and_target_class() {
     assert_eq!(body["id"], "demo-passport");
     let schema = std::fs::read(demo_dir().join("models/demo-passport/0.1.0/schema.json")).unwrap();
     use sha2::Digest;
-    assert_eq!(body["artifacts"]["schema"]["sha256"], hex::encode(sha2::Sha256::digest(&schema)));
+    assert_eq!(
+        body["artifacts"]["schema"]["sha256"],
+        hex::encode(sha2::Sha256::digest(&schema))
+    );
     assert_eq!(body["target_class"]["name"], "Passport");
     assert!(body["validators"].as_array().unwrap().contains(&json!("json_schema")));
 }
@@ -156,7 +178,13 @@ async fn wrong_content_type_is_415() {
 async fn oversized_body_is_413_naming_the_limit() {
     let service = demo_service(&[("SERVER_REQUEST_MAX_BYTES", "2048")]).await;
     let big = json!({"payload": {"id": "x".repeat(4096)}}).to_string();
-    let (status, body) = post_raw(&service, "/models/demo-passport/versions/0.1.0:validate", "application/json", big).await;
+    let (status, body) = post_raw(
+        &service,
+        "/models/demo-passport/versions/0.1.0:validate",
+        "application/json",
+        big,
+    )
+    .await;
     assert_eq!(status, 413);
     assert_envelope(&body, "PAYLOAD_TOO_LARGE");
     assert_eq!(body["details"]["limit_bytes"], 2048);
@@ -202,8 +230,13 @@ async fn path_traversal_and_overlong_segments_are_400() {
 async fn validate_reports_violations_in_the_contract_shape() {
     let service = demo_service(&[]).await;
     let invalid = std::fs::read_to_string(demo_dir().join("examples/passport-invalid.json")).unwrap();
-    let (status, body) =
-        post_raw(&service, "/models/demo-passport/versions/0.1.0:validate", "application/json", invalid).await;
+    let (status, body) = post_raw(
+        &service,
+        "/models/demo-passport/versions/0.1.0:validate",
+        "application/json",
+        invalid,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["passed"], false);
     let results = body["results"].as_array().unwrap();
@@ -218,11 +251,20 @@ async fn validate_reports_violations_in_the_contract_shape() {
     assert!(paths.contains(&"$.product_name"), "{paths:?}");
     assert!(paths.contains(&"$.manufacturer.country"), "{paths:?}");
     let validators = body["validators"].as_array().unwrap();
-    assert!(validators.iter().any(|v| v["kind"] == "json_schema" && v["passed"] == false));
+    assert!(
+        validators
+            .iter()
+            .any(|v| v["kind"] == "json_schema" && v["passed"] == false)
+    );
 
     let valid = std::fs::read_to_string(demo_dir().join("examples/passport-valid.json")).unwrap();
-    let (status, body) =
-        post_raw(&service, "/models/demo-passport/versions/0.1.0:validate", "application/json", valid).await;
+    let (status, body) = post_raw(
+        &service,
+        "/models/demo-passport/versions/0.1.0:validate",
+        "application/json",
+        valid,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["passed"], true, "{body}");
 }
@@ -246,13 +288,34 @@ async fn request_id_is_generated_or_echoed() {
 async fn admin_version_count_and_status() {
     let service = demo_service(&[]).await;
     let http = client();
-    let version: Value = http.get(service.url("/admin/version")).send().await.unwrap().json().await.unwrap();
+    let version: Value = http
+        .get(service.url("/admin/version"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(version["service"], "hex-core-service");
     assert_eq!(version["service_version"], env!("CARGO_PKG_VERSION"));
     assert!(version["openapi_version"].as_str().is_some_and(|v| !v.is_empty()));
-    let count: Value = http.get(service.url("/admin/models/count")).send().await.unwrap().json().await.unwrap();
+    let count: Value = http
+        .get(service.url("/admin/models/count"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(count, json!({"models_count": 1}));
-    let status: Value = http.get(service.url("/admin/status")).send().await.unwrap().json().await.unwrap();
+    let status: Value = http
+        .get(service.url("/admin/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(status["models_loaded"], 1);
     assert_eq!(status["io_adapter"]["id"], "memory");
     assert_eq!(status["auth"]["mode"], "none");
@@ -278,7 +341,12 @@ async fn metrics_are_served_only_when_enabled() {
         .unwrap();
     let response = http.get(service.url("/admin/metrics")).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let text = response.text().await.unwrap();
     for expected in [
         "http_requests_total{method=\"POST\",route=\"/models/{model}/versions/{version}\",status=\"200\"} 1",

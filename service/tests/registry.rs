@@ -48,7 +48,10 @@ async fn loads_from_an_allowed_http_host_with_a_port() {
     server.set("/m/schema.json", Route::ok(SCHEMA));
     let cat = catalog(&[entry("m", "1.0.0", &server.url("/m/schema.json"))]);
     let service = InProcessService::start(&base_env(&cat, &server.host_port(), false)).await;
-    assert_eq!(models(&service).await, json!({"models": [{"id": "m", "version": "1.0.0"}]}));
+    assert_eq!(
+        models(&service).await,
+        json!({"models": [{"id": "m", "version": "1.0.0"}]})
+    );
 }
 
 #[tokio::test]
@@ -65,7 +68,10 @@ async fn host_not_in_allow_list_fails_that_entry_only() {
     assert_eq!(report["models_found"], 1);
     let errors = report["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{report}");
-    assert!(errors[0].as_str().unwrap().contains("not in REGISTRY_ALLOWED_HOSTS"), "{report}");
+    assert!(
+        errors[0].as_str().unwrap().contains("not in REGISTRY_ALLOWED_HOSTS"),
+        "{report}"
+    );
     assert_eq!(server.hits("/a.json"), 2, "the allowed entry is fetched on both loads");
 }
 
@@ -85,9 +91,15 @@ async fn https_rule_refuses_plain_http_and_accepts_a_real_tls_server() {
     env.insert("REGISTRY_CA_FILE".into(), tls.ca_file.to_str().unwrap().into());
     let service = InProcessService::start(&env).await;
 
-    assert_eq!(models(&service).await, json!({"models": [{"id": "secure", "version": "1"}]}));
+    assert_eq!(
+        models(&service).await,
+        json!({"models": [{"id": "secure", "version": "1"}]})
+    );
     let (_, report) = refresh(&service).await;
-    assert!(report["errors"][0].as_str().unwrap().contains("only https is allowed"), "{report}");
+    assert!(
+        report["errors"][0].as_str().unwrap().contains("only https is allowed"),
+        "{report}"
+    );
     assert_eq!(http.hits("/s.json"), 0, "a refused URL is never fetched");
 }
 
@@ -123,7 +135,10 @@ async fn redirect_to_a_forbidden_host_is_an_entry_error_and_not_followed() {
     assert!(error.contains("moved@1"), "{error}");
     assert!(error.contains("redirect refused"), "{error}");
     assert_eq!(forbidden.hits("/s.json"), 0, "the forbidden host is never contacted");
-    assert_eq!(models(&service).await, json!({"models": [{"id": "hop", "version": "1"}]}));
+    assert_eq!(
+        models(&service).await,
+        json!({"models": [{"id": "hop", "version": "1"}]})
+    );
 }
 
 #[tokio::test]
@@ -143,11 +158,27 @@ async fn oversize_and_slow_artifacts_fail_their_entries_within_bounds() {
     let service = InProcessService::start(&env).await;
     let started = std::time::Instant::now();
     let (_, report) = refresh(&service).await;
-    assert!(started.elapsed() < Duration::from_secs(3), "bounded by the fetch timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "bounded by the fetch timeout"
+    );
     assert_eq!(report["models_found"], 1, "{report}");
-    let errors: Vec<&str> = report["errors"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
-    assert!(errors.iter().any(|e| e.contains("big@1") && e.contains("16384 byte limit")), "{errors:?}");
-    assert!(errors.iter().any(|e| e.contains("slow@1") && e.contains("timed out")), "{errors:?}");
+    let errors: Vec<&str> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("big@1") && e.contains("16384 byte limit")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("slow@1") && e.contains("timed out")),
+        "{errors:?}"
+    );
 }
 
 #[tokio::test]
@@ -200,7 +231,10 @@ async fn malformed_or_duplicated_catalog_keeps_the_previous_snapshot() {
     for (bad, expected) in [
         ("{\"models\": [", "not valid JSON"),
         (
-            &catalog(&[entry("a", "1", &server.url("/a.json")), entry("a", "1", &server.url("/a.json"))]) as &str,
+            &catalog(&[
+                entry("a", "1", &server.url("/a.json")),
+                entry("a", "1", &server.url("/a.json")),
+            ]) as &str,
             "declares a@1 twice",
         ),
         ("{\"models\": [{\"model\": \"x\"}]}", "catalog entry 0"),
@@ -228,13 +262,19 @@ async fn refresh_reports_catalog_sha256_and_serves_the_new_catalog() {
     server.set("/catalog.json", Route::ok(one.clone()));
     let service = InProcessService::start(&url_env(&server)).await;
 
-    let two = catalog(&[entry("a", "1", &server.url("/a.json")), entry("b", "2", &server.url("/b.json"))]);
+    let two = catalog(&[
+        entry("a", "1", &server.url("/a.json")),
+        entry("b", "2", &server.url("/b.json")),
+    ]);
     server.set("/catalog.json", Route::ok(two.clone()));
     let (status, report) = refresh(&service).await;
     assert_eq!(status, 200);
     assert_eq!(report["models_found"], 2);
     use sha2::Digest;
-    assert_eq!(report["catalog_sha256"], hex::encode(sha2::Sha256::digest(two.as_bytes())));
+    assert_eq!(
+        report["catalog_sha256"],
+        hex::encode(sha2::Sha256::digest(two.as_bytes()))
+    );
     assert!(report["refreshed_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(models(&service).await["models"].as_array().unwrap().len(), 2);
     let status: Value = client()
@@ -251,7 +291,10 @@ async fn refresh_reports_catalog_sha256_and_serves_the_new_catalog() {
 #[tokio::test]
 async fn concurrent_refreshes_share_one_load() {
     let server = ArtifactServer::http().await;
-    server.set("/catalog.json", Route::ok(catalog(&[])).with_delay(Duration::from_millis(300)));
+    server.set(
+        "/catalog.json",
+        Route::ok(catalog(&[])).with_delay(Duration::from_millis(300)),
+    );
     let service = InProcessService::start(&url_env(&server)).await;
     let hits_before = server.hits("/catalog.json");
 
@@ -259,15 +302,25 @@ async fn concurrent_refreshes_share_one_load() {
     let results = futures::future::join_all(calls).await;
     let shas: Vec<_> = results.iter().map(|(s, r)| (*s, r["refreshed_at"].clone())).collect();
     assert!(shas.iter().all(|(s, _)| *s == 200), "{shas:?}");
-    assert!(shas.windows(2).all(|w| w[0].1 == w[1].1), "all callers get the same result: {shas:?}");
-    assert_eq!(server.hits("/catalog.json") - hits_before, 1, "one fetch for eight callers");
+    assert!(
+        shas.windows(2).all(|w| w[0].1 == w[1].1),
+        "all callers get the same result: {shas:?}"
+    );
+    assert_eq!(
+        server.hits("/catalog.json") - hits_before,
+        1,
+        "one fetch for eight callers"
+    );
 }
 
 #[tokio::test]
 async fn refresh_under_concurrent_validate_load_fails_no_request() {
     let server = ArtifactServer::http().await;
     server.set("/a.json", Route::ok(SCHEMA));
-    server.set("/catalog.json", Route::ok(catalog(&[entry("a", "1", &server.url("/a.json"))])));
+    server.set(
+        "/catalog.json",
+        Route::ok(catalog(&[entry("a", "1", &server.url("/a.json"))])),
+    );
     let service = Arc::new(InProcessService::start(&url_env(&server)).await);
     // Make every refresh take a while so requests overlap it.
     server.set(
@@ -325,7 +378,11 @@ async fn cache_reuses_within_ttl_and_revalidates_with_etag_after() {
     env.insert("REGISTRY_CACHE_TTL_SECS".into(), "3600".into());
     let cached = InProcessService::start(&env).await;
     refresh(&cached).await;
-    assert_eq!(server.hits("/a.json"), 1, "second load served from cache within the TTL");
+    assert_eq!(
+        server.hits("/a.json"),
+        1,
+        "second load served from cache within the TTL"
+    );
 
     let server2 = ArtifactServer::http().await;
     server2.set("/a.json", Route::ok(SCHEMA).with_etag("\"v1\""));
@@ -337,7 +394,11 @@ async fn cache_reuses_within_ttl_and_revalidates_with_etag_after() {
     let (_, report) = refresh(&revalidating).await;
     assert_eq!(report["models_found"], 1);
     assert_eq!(server2.hits("/a.json"), 2);
-    assert_eq!(server2.not_modified("/a.json"), 1, "after the TTL the artifact is revalidated (304)");
+    assert_eq!(
+        server2.not_modified("/a.json"),
+        1,
+        "after the TTL the artifact is revalidated (304)"
+    );
     drop(cached);
 }
 
