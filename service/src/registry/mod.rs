@@ -225,7 +225,8 @@ impl Loader {
         Ok((snapshot, report))
     }
 
-    async fn load_entry(&self, entry: CatalogEntry) -> (CatalogEntry, Result<LoadedModel, Vec<EntryError>>) {
+    /// Fetches and compiles one entry (also used by `hex-cli catalog lint --fetch`).
+    pub async fn load_entry(&self, entry: CatalogEntry) -> (CatalogEntry, Result<LoadedModel, Vec<EntryError>>) {
         let fetches = entry.artifacts.iter().map(|(kind, url)| async move {
             let result = self.artifact_source.fetch(url).await;
             self.metrics.record_artifact_fetch(*kind, &result);

@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::domain::report::{ValidationReport, ValidatorResult};
 use crate::metrics::Metrics;
+use crate::ports::CompiledModel;
 use crate::registry::LoadedModel;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,8 +90,12 @@ impl ValidationService {
 
 /// Runs every validator of the model and merges their results.
 pub fn run_validators(model: &LoadedModel, payload: &Value) -> ValidationReport {
-    let results = model
-        .compiled
+    run_compiled(&model.compiled, payload)
+}
+
+/// The same, for a compiled model outside the registry (`hex-cli validate --offline`).
+pub fn run_compiled(compiled: &CompiledModel, payload: &Value) -> ValidationReport {
+    let results = compiled
         .validators
         .iter()
         .map(|validator| ValidatorResult::from_violations(validator.kind(), validator.validate(payload)))

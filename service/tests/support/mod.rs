@@ -357,13 +357,21 @@ impl ServiceProcess {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel::<String>();
         let log_writer = log.clone();
         std::thread::spawn(move || {
+            let mut found = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
+                if !found
+                    && let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
                     && let Some(addr) = value.get("address").and_then(|a| a.as_str())
                 {
+                    found = true;
                     let _ = addr_tx.send(addr.to_string());
                 }
-                log_writer.lock().unwrap().push(line);
+                let mut log = log_writer.lock().unwrap();
+                // Keep memory bounded under load (one access-log line per request).
+                if log.len() >= 5000 {
+                    log.drain(..1000);
+                }
+                log.push(line);
             }
         });
         let addr = match addr_rx.recv_timeout(Duration::from_secs(20)) {

@@ -1,0 +1,71 @@
+//! What can go wrong in a hex-cli command, and the documented exit code of each.
+
+use std::fmt;
+
+/// Documented exit codes: 0 success, 1 validation did not pass, 2 usage error, 3 the service
+/// answered with an error (its envelope code printed), 4 network or timeout.
+pub mod exit {
+    pub const SUCCESS: u8 = 0;
+    pub const VALIDATION_FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const SERVICE_ERROR: u8 = 3;
+    pub const NETWORK: u8 = 4;
+}
+
+#[derive(Debug)]
+pub enum CliError {
+    /// The command line or a local input (file, flag value) is wrong.
+    Usage(String),
+    /// The service answered with an error envelope.
+    Service { status: u16, code: String, message: String },
+    /// The service could not be reached, or did not answer in time.
+    Network(String),
+    /// Validation ran and the payload did not pass (the report was already printed).
+    ValidationFailed,
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => exit::USAGE,
+            Self::Service { .. } => exit::SERVICE_ERROR,
+            Self::Network(_) => exit::NETWORK,
+            Self::ValidationFailed => exit::VALIDATION_FAILED,
+        }
+    }
+
+    /// What to do about it, for the common statuses.
+    fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::Service { status: 401, .. } => Some("the service needs a token: pass --token or set HEX_TOKEN"),
+            Self::Service { status: 403, .. } => {
+                Some("the token lacks the role or scope this needs (admin role for refresh)")
+            }
+            Self::Service { status: 404, code, .. } if code == "MODEL_NOT_FOUND" => {
+                Some("list what the service has with `hex-cli models list`")
+            }
+            Self::Service { status: 503, .. } => Some("the service is not ready yet: check `hex-cli admin ready`"),
+            Self::Network(_) => {
+                Some("check --url (or HEX_URL) and that the service is running; raise --timeout if it is slow")
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Usage(message) => write!(f, "{message}")?,
+            Self::Service { status, code, message } => write!(f, "{status} {code}: {message}")?,
+            Self::Network(message) => write!(f, "cannot reach the service: {message}")?,
+            Self::ValidationFailed => write!(f, "validation did not pass")?,
+        }
+        if let Some(hint) = self.hint() {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CliError {}
