@@ -20,7 +20,7 @@ use crate::output::{Output, OutputMode};
 
 /// Admin and client command line for hex-core-service.
 #[derive(Parser, Debug)]
-#[command(name = "hex-cli", version, about, propagate_version = true)]
+#[command(name = "hex-cli", version, about)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -156,5 +156,15 @@ async fn run(command: Command, ctx: &Context) -> Result<(), CliError> {
             clap_complete::generate(shell, &mut Cli::command(), "hex-cli", &mut std::io::stdout());
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -21,6 +21,7 @@ use crate::error::CliError;
 
 #[derive(Args, Debug)]
 #[command(
+    group(clap::ArgGroup::new("schema_or_shacl").multiple(true)),
     after_help = "Examples:\n  hex-cli validate demo-passport 0.1.0 payload.json\n  hex-cli validate --offline --schema schema.json --shacl shacl.ttl --linkml schema.yaml --root-class Passport payload.json"
 )]
 pub struct ValidateArgs {

@@ -335,8 +335,24 @@ impl Drop for ServiceProcess {
     }
 }
 
-pub fn service_binary() -> &'static str {
-    env!("CARGO_BIN_EXE_hex-core-service")
+/// The service binary: Cargo names it for the service's own tests; other crates' tests (hex-cli,
+/// the operator) find it beside their own test executable in the shared target directory.
+pub fn service_binary() -> String {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_hex-core-service") {
+        return path.to_string();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let path = profile_dir.join("hex-core-service");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p hex-core-service` (cargo test --workspace does)",
+        path.display()
+    );
+    path.to_str().unwrap().to_string()
 }
 
 impl ServiceProcess {

@@ -1,0 +1,384 @@
+//! Black-box tests of `hex-cli` against a real `hex-core-service` process started by the test:
+//! every command group, both output forms, every exit code.
+
+#[path = "../../service/tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::{Value, json};
+use support::{ServiceProcess, demo_dir};
+
+fn demo_env() -> BTreeMap<String, String> {
+    [
+        (
+            "REGISTRY_CATALOG_FILE",
+            demo_dir().join("catalog.json").to_str().unwrap().to_string(),
+        ),
+        ("REGISTRY_ALLOW_LOCAL_ARTIFACTS", "true".into()),
+        ("REGISTRY_ALLOWED_HOSTS", "localhost".into()),
+        ("REGISTRY_REQUIRE_HTTPS", "true".into()),
+        ("AUTH_MODE", "none".into()),
+        ("AUTH_ALLOW_INSECURE_NONE", "true".into()),
+        ("AUTH_NONE_ROLES", "admin".into()),
+        ("METRICS_ENABLED", "true".into()),
+        ("SERVER_HOST", "127.0.0.1".into()),
+        ("SERVER_PORT", "0".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+async fn demo_service() -> ServiceProcess {
+    let service = ServiceProcess::spawn(&demo_env());
+    service.wait_ready().await;
+    service
+}
+
+fn cli(service: &ServiceProcess) -> Command {
+    let mut command = Command::cargo_bin("hex-cli").unwrap();
+    command
+        .env_clear()
+        .env("HEX_URL", &service.base_url)
+        .env("NO_COLOR", "1");
+    command
+}
+
+fn json_of(output: &[u8]) -> Value {
+    serde_json::from_slice(output).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(output)))
+}
+
+fn demo_file(name: &str) -> String {
+    demo_dir().join(name).to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn models_list_in_json_and_table_form() {
+    let service = demo_service().await;
+    let out = cli(&service).args(["models", "list"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        json_of(&out.stdout),
+        json!({"models": [{"id": "demo-passport", "version": "0.1.0"}]}),
+        "JSON is the default when stdout is not a terminal"
+    );
+    cli(&service)
+        .args(["models", "list", "--output", "table"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("MODEL").and(predicate::str::contains("demo-passport")))
+        .stdout(predicate::str::contains("\x1b[").not());
+}
+
+#[tokio::test]
+async fn models_show_lists_artifacts_sha256_and_target_class() {
+    let service = demo_service().await;
+    let out = cli(&service)
+        .args(["models", "show", "demo-passport", "0.1.0"])
+        .output()
+        .unwrap();
+    let body = json_of(&out.stdout);
+    assert_eq!(body["target_class"]["name"], "Passport");
+    assert_eq!(body["artifacts"]["schema"]["sha256"].as_str().unwrap().len(), 64);
+    cli(&service)
+        .args(["-o", "table", "models", "show", "demo-passport", "0.1.0"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("target class").and(predicate::str::contains("SHA256")));
+}
+
+#[tokio::test]
+async fn validate_against_the_service_exits_0_or_1() {
+    let service = demo_service().await;
+    cli(&service)
+        .args([
+            "validate",
+            "demo-passport",
+            "0.1.0",
+            &demo_file("examples/passport-valid.json"),
+        ])
+        .assert()
+        .code(0);
+    let out = cli(&service)
+        .args([
+            "validate",
+            "demo-passport",
+            "0.1.0",
+            &demo_file("examples/passport-invalid.json"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report = json_of(&out.stdout);
+    assert_eq!(report["passed"], false);
+
+    cli(&service)
+        .args([
+            "-o",
+            "table",
+            "validate",
+            "demo-passport",
+            "0.1.0",
+            &demo_file("examples/passport-invalid.json"),
+        ])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("FAILED"))
+        .stdout(predicate::str::contains("json_schema failed"))
+        .stdout(predicate::str::contains("$.record_scope"));
+}
+
+#[tokio::test]
+async fn validate_reads_stdin_and_bare_payloads() {
+    let service = demo_service().await;
+    let wrapped: Value =
+        serde_json::from_str(&std::fs::read_to_string(demo_file("examples/passport-valid.json")).unwrap()).unwrap();
+    cli(&service)
+        .args(["validate", "demo-passport", "0.1.0", "-"])
+        .write_stdin(wrapped["payload"].to_string())
+        .assert()
+        .code(0);
+}
+
+#[tokio::test]
+async fn offline_validation_gives_the_same_verdict_as_the_service() {
+    let service = demo_service().await;
+    let model = demo_dir().join("models/demo-passport/0.1.0");
+    for example in ["examples/passport-valid.json", "examples/passport-invalid.json"] {
+        let online = cli(&service)
+            .args(["validate", "demo-passport", "0.1.0", &demo_file(example)])
+            .output()
+            .unwrap();
+        let offline = Command::cargo_bin("hex-cli")
+            .unwrap()
+            .env_clear()
+            .args([
+                "validate",
+                "--offline",
+                "--schema",
+                model.join("schema.json").to_str().unwrap(),
+                "--shacl",
+                model.join("shacl.ttl").to_str().unwrap(),
+                "--linkml",
+                model.join("schema.yaml").to_str().unwrap(),
+                "--owl",
+                model.join("model.ttl").to_str().unwrap(),
+                "--root-class",
+                "Passport",
+                &demo_file(example),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(online.status.code(), offline.status.code(), "{example}");
+        let (online, offline) = (json_of(&online.stdout), json_of(&offline.stdout));
+        assert_eq!(online["passed"], offline["passed"], "{example}");
+        assert_eq!(online["results"], offline["results"], "{example}: same violations");
+    }
+}
+
+#[tokio::test]
+async fn admin_commands() {
+    let service = demo_service().await;
+    for (action, check) in [
+        ("health", "status"),
+        ("ready", "status"),
+        ("status", "uptime_seconds"),
+        ("version", "service_version"),
+        ("models-count", "models_count"),
+        ("refresh", "models_found"),
+    ] {
+        let out = cli(&service).args(["admin", action]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "admin {action}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(json_of(&out.stdout).get(check).is_some(), "admin {action}");
+    }
+    cli(&service)
+        .args(["admin", "metrics"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("http_requests_total"));
+    cli(&service)
+        .args(["-o", "table", "admin", "status"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("catalog_sha256"));
+}
+
+#[tokio::test]
+async fn service_errors_exit_3_with_the_envelope_code() {
+    let service = demo_service().await;
+    cli(&service)
+        .args(["models", "show", "nope", "1.0"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("404 MODEL_NOT_FOUND"))
+        .stderr(predicate::str::contains("hex-cli models list"));
+}
+
+#[tokio::test]
+async fn unauthenticated_calls_explain_how_to_pass_a_token() {
+    let mut env = demo_env();
+    env.insert("AUTH_MODE".into(), "forward_auth".into());
+    let service = ServiceProcess::spawn(&env);
+    cli(&service)
+        .args(["models", "list"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("401 UNAUTHORIZED"))
+        .stderr(predicate::str::contains("pass --token or set HEX_TOKEN"));
+}
+
+#[test]
+fn unreachable_service_exits_4() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    Command::cargo_bin("hex-cli")
+        .unwrap()
+        .env_clear()
+        .args(["--url", &format!("http://127.0.0.1:{port}"), "admin", "health"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("cannot reach the service"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    Command::cargo_bin("hex-cli").unwrap().args(["models"]).assert().code(2);
+    Command::cargo_bin("hex-cli")
+        .unwrap()
+        .args(["query", "m", "1", "--where", "payload.x like y"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown operator"));
+    Command::cargo_bin("hex-cli")
+        .unwrap()
+        .args(["validate", "m", "1", "/nonexistent/payload.json"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn catalog_lint_checks_shape_duplicates_and_url_policy() {
+    let catalog = demo_dir().join("catalog.json");
+    Command::cargo_bin("hex-cli")
+        .unwrap()
+        .args([
+            "catalog",
+            "lint",
+            catalog.to_str().unwrap(),
+            "--allow-local-artifacts",
+            "--fetch",
+        ])
+        .args(["--allowed-hosts", "localhost"])
+        .assert()
+        .code(0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let duplicated = dir.path().join("dup.json");
+    std::fs::write(
+        &duplicated,
+        r#"[{"model":"m","version":"1","schema_url":"https://a.org/s"},{"model":"m","version":"1","schema_url":"https://a.org/t"}]"#,
+    )
+    .unwrap();
+    let out = Command::cargo_bin("hex-cli")
+        .unwrap()
+        .args(["catalog", "lint", duplicated.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(json_of(&out.stdout)["errors"][0].as_str().unwrap().contains("twice"));
+
+    let plain = dir.path().join("plain.json");
+    std::fs::write(
+        &plain,
+        r#"[{"model":"m","version":"1","schema_url":"http://a.org/s"},{"model":"n","version":"1","schema_url":"https://b.org/s"}]"#,
+    )
+    .unwrap();
+    let out = Command::cargo_bin("hex-cli")
+        .unwrap()
+        .args(["catalog", "lint", plain.to_str().unwrap(), "--allowed-hosts", "a.org"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report = json_of(&out.stdout);
+    let problems = report["entries"].to_string();
+    assert!(problems.contains("only https is allowed"), "{problems}");
+    assert!(problems.contains("not in REGISTRY_ALLOWED_HOSTS"), "{problems}");
+}
+
+#[tokio::test]
+async fn catalog_lint_fetch_reports_per_entry_failures_from_a_real_server() {
+    let server = support::ArtifactServer::http().await;
+    server.set("/ok.json", support::Route::ok(r#"{"type":"object"}"#));
+    server.set("/bad.json", support::Route::ok(r#"{"type": 12}"#));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("catalog.json");
+    std::fs::write(
+        &file,
+        json!([
+            {"model": "ok", "version": "1", "schema_url": server.url("/ok.json")},
+            {"model": "bad", "version": "1", "schema_url": server.url("/bad.json")},
+            {"model": "gone", "version": "1", "schema_url": server.url("/gone.json")},
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("hex-cli")
+            .unwrap()
+            .args([
+                "catalog",
+                "lint",
+                file.to_str().unwrap(),
+                "--fetch",
+                "--require-https",
+                "false",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report = json_of(&out.stdout);
+    let entries = report["entries"].as_array().unwrap();
+    let by_model = |m: &str| entries.iter().find(|e| e["model"] == m).unwrap().clone();
+    assert_eq!(by_model("ok")["ok"], true);
+    assert!(
+        by_model("bad")["problems"]
+            .to_string()
+            .contains("not a valid JSON Schema")
+    );
+    assert!(by_model("gone")["problems"].to_string().contains("404"));
+}
+
+#[test]
+fn completions_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        Command::cargo_bin("hex-cli")
+            .unwrap()
+            .args(["completions", shell])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("hex-cli"));
+    }
+}
+
+#[test]
+fn version_matches_the_workspace() {
+    Command::cargo_bin("hex-cli")
+        .unwrap()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(format!("hex-cli {}\n", env!("CARGO_PKG_VERSION")));
+}
