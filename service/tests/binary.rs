@@ -150,3 +150,59 @@ fn version_flag_prints_the_workspace_version() {
         format!("hex-core-service {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[tokio::test]
+async fn logs_one_json_line_per_request_with_the_request_id() {
+    let service = ServiceProcess::spawn(&demo_env());
+    service.wait_ready().await;
+    let response = client()
+        .get(service.url("/models"))
+        .header("x-request-id", "req-abc-123")
+        .header("authorization", "Bearer secret-token-value")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "req-abc-123");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = service.log_text();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["request_id"] == "req-abc-123")
+        .collect();
+    assert_eq!(lines.len(), 1, "exactly one access-log line:\n{log}");
+    assert_eq!(lines[0]["path"], "/models");
+    assert_eq!(lines[0]["status"], 200);
+    assert!(lines[0]["latency_ms"].is_number());
+    assert!(!log.contains("secret-token-value"), "a token never reaches the log");
+}
+
+#[tokio::test]
+async fn sigterm_drains_an_in_flight_request_before_exiting() {
+    use support::{ArtifactServer, Route};
+    let server = ArtifactServer::http().await;
+    server.set("/catalog.json", Route::ok("[]"));
+    let mut env = demo_env();
+    env.remove("REGISTRY_CATALOG_FILE");
+    env.insert("REGISTRY_CATALOG_URL".into(), server.url("/catalog.json"));
+    env.insert("REGISTRY_ALLOWED_HOSTS".into(), server.host_port());
+    env.insert("REGISTRY_REQUIRE_HTTPS".into(), "false".into());
+    env.insert("AUTH_NONE_ROLES".into(), "admin".into());
+    let mut service = ServiceProcess::spawn(&env);
+    service.wait_ready().await;
+
+    // A refresh that takes ~1.5 s (slow catalog host) is in flight when SIGTERM arrives.
+    server.set("/catalog.json", Route::ok("[]").with_delay(Duration::from_millis(1500)));
+    let url = service.url("/admin/registry/refresh");
+    let in_flight = tokio::spawn(async move { client().post(url).send().await.map(|r| r.status().as_u16()) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Command::new("kill")
+        .args(["-TERM", &service.pid().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(in_flight.await.unwrap().expect("answered, not cut off"), 200);
+    let exit = service
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits after draining");
+    assert_eq!(exit.code(), Some(0));
+}
