@@ -9,7 +9,9 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use crate::auth::SharedAuthenticator;
+use crate::auth::admin_token::MachineAdminAuthenticator;
 use crate::auth::forward::ForwardAuthenticator;
+use crate::auth::jwks::JwksAuthenticator;
 use crate::auth::none::NoneAuthenticator;
 use crate::config::{AuthMode, CatalogSource, Config};
 use crate::http::{AppState, ServiceInfo, router};
@@ -117,6 +119,17 @@ pub fn build_state(config: &Config) -> Result<AppState, StartError> {
 }
 
 fn build_authenticator(config: &Config) -> Result<SharedAuthenticator, StartError> {
+    let authenticator = build_mode_authenticator(config)?;
+    match &config.auth.admin_token_file {
+        Some(path) => Ok(Arc::new(
+            MachineAdminAuthenticator::new(authenticator, path)
+                .map_err(|e| StartError::Setup(format!("invalid configuration: {e}")))?,
+        )),
+        None => Ok(authenticator),
+    }
+}
+
+fn build_mode_authenticator(config: &Config) -> Result<SharedAuthenticator, StartError> {
     match config.auth.mode {
         AuthMode::None => {
             let none = config.auth.none.as_ref().expect("none config parsed with mode none");
@@ -128,13 +141,20 @@ fn build_authenticator(config: &Config) -> Result<SharedAuthenticator, StartErro
             Ok(Arc::new(NoneAuthenticator::new(none)))
         }
         AuthMode::ForwardAuth => {
-            let forward = config.auth.forward.clone().expect("forward config parsed with mode forward_auth");
+            let forward = config
+                .auth
+                .forward
+                .clone()
+                .expect("forward config parsed with mode forward_auth");
             tracing::info!(subject_header = %forward.subject_header, "AUTH_MODE=forward_auth: trusting identity headers from the proxy");
             Ok(Arc::new(ForwardAuthenticator::new(forward)))
         }
-        AuthMode::JwtJwks => Err(StartError::Setup(
-            "invalid configuration: AUTH_MODE=\"jwt_jwks\": JWT verification is not available in this build yet; accepted: forward_auth, none".into(),
-        )),
+        AuthMode::JwtJwks => {
+            let jwt = config.auth.jwt.as_ref().expect("jwt config parsed with mode jwt_jwks");
+            tracing::info!(jwks_url = %jwt.jwks_url, issuer = %jwt.issuer, audience = %jwt.audience, "AUTH_MODE=jwt_jwks: verifying bearer JWTs");
+            let jwks = JwksAuthenticator::start(jwt).map_err(|e| StartError::Setup(format!("cannot start: {e}")))?;
+            Ok(Arc::new(jwks))
+        }
     }
 }
 

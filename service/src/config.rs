@@ -107,6 +107,10 @@ pub struct JwtConfig {
     pub audience: String,
     pub jwks_refresh: Duration,
     pub leeway_secs: u64,
+    /// At most one JWKS refetch per this period is triggered by tokens with an unknown `kid`.
+    pub jwks_min_refetch: Duration,
+    /// Top-level claim that names the caller's tenant, if present.
+    pub tenant_claim: String,
 }
 
 #[derive(Debug, Clone)]
@@ -437,6 +441,8 @@ fn auth_config(env: &Env<'_>) -> Result<AuthConfig, ConfigError> {
                 audience: env.required("AUTH_AUDIENCE", "the expected `aud` claim")?,
                 jwks_refresh: Duration::from_secs(env.number("AUTH_JWKS_REFRESH_SECS", 3600u64, 10, 86_400 * 7)?),
                 leeway_secs: env.number("AUTH_LEEWAY_SECS", 30u64, 0, 600)?,
+                jwks_min_refetch: Duration::from_secs(env.number("AUTH_JWKS_MIN_REFETCH_SECS", 10u64, 0, 3600)?),
+                tenant_claim: env.string("AUTH_TENANT_CLAIM", "tenant"),
             })
         }
         _ => None,

@@ -1,7 +1,10 @@
 //! Authentication adapters: who is calling. Authorization decisions (admin role, scopes) are made
 //! by the HTTP edge from the `Identity` these return.
 
+pub mod admin_token;
+pub mod bearer;
 pub mod forward;
+pub mod jwks;
 pub mod none;
 
 use std::fmt;
@@ -63,15 +66,23 @@ pub struct AuthHealth {
     pub ready: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// `jwt_jwks`: the key set in use and how fresh it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<jwks::store::JwksHealth>,
 }
 
 pub trait Authenticator: Send + Sync {
     fn mode(&self) -> &'static str;
     fn authenticate<'a>(&'a self, headers: &'a HeaderMap) -> BoxFuture<'a, Result<Identity, AuthError>>;
+    /// Authentication for `/admin/*` routes (probes aside). The same as `authenticate` unless a
+    /// wrapper adds a credential valid there only (`admin_token`).
+    fn authenticate_admin<'a>(&'a self, headers: &'a HeaderMap) -> BoxFuture<'a, Result<Identity, AuthError>> {
+        self.authenticate(headers)
+    }
     fn health(&self) -> AuthHealth {
         AuthHealth {
             ready: true,
-            detail: None,
+            ..Default::default()
         }
     }
 }

@@ -63,12 +63,17 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/models/{model}/versions/{version}/{artifact}", get(models::artifact))
         .route("/openapi.json", get(admin::openapi))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+
+    // Admin routes authenticate separately: only here may the machine admin credential
+    // (AUTH_ADMIN_TOKEN_FILE) be accepted, so it can never reach a model or record route.
+    let admin = Router::new()
         .route("/admin/version", get(admin::version))
         .route("/admin/models/count", get(admin::models_count))
         .route("/admin/status", get(admin::status))
         .route("/admin/metrics", get(admin::metrics))
         .route("/admin/registry/refresh", post(admin::refresh))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate_admin));
 
     // Probes stay open: a kubelet cannot present a token, and they reveal nothing sensitive.
     let probes = Router::new()
@@ -77,6 +82,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(api)
+        .merge(admin)
         .merge(probes)
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -106,8 +112,23 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
 }
 
 /// Authenticates every route it wraps and puts the `Identity` in the request extensions.
-async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    match state.auth.authenticate(req.headers()).await {
+async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let result = state.auth.authenticate(req.headers()).await;
+    continue_authenticated(result, req, next).await
+}
+
+/// The same for admin routes, where the machine admin credential is also accepted.
+async fn authenticate_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let result = state.auth.authenticate_admin(req.headers()).await;
+    continue_authenticated(result, req, next).await
+}
+
+async fn continue_authenticated(
+    result: Result<Identity, crate::auth::AuthError>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    match result {
         Ok(identity) => {
             req.extensions_mut().insert(identity);
             next.run(req).await
