@@ -234,6 +234,61 @@ async fn unauthenticated_calls_explain_how_to_pass_a_token() {
         .stderr(predicate::str::contains("pass --token or set HEX_TOKEN"));
 }
 
+#[tokio::test]
+async fn token_protected_service_accepts_token_flag_file_and_env() {
+    use support::idp::{AUDIENCE, ISSUER, TestKey, claims, jwks};
+    let key = TestKey::p256("cli-key");
+    let idp = support::ArtifactServer::http().await;
+    idp.set("/certs", support::Route::ok(jwks(&[&key])));
+    let mut env = demo_env();
+    env.remove("AUTH_ALLOW_INSECURE_NONE");
+    for (k, v) in [
+        ("AUTH_MODE", "jwt_jwks".to_string()),
+        ("AUTH_JWKS_URL", idp.url("/certs")),
+        ("AUTH_ISSUER", ISSUER.to_string()),
+        ("AUTH_AUDIENCE", AUDIENCE.to_string()),
+    ] {
+        env.insert(k.into(), v);
+    }
+    let service = ServiceProcess::spawn(&env);
+    service.wait_ready().await;
+    let token = key.sign(&claims("alice", &["admin"]));
+
+    cli(&service)
+        .args(["models", "list"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("pass --token or set HEX_TOKEN"));
+    cli(&service)
+        .args(["--token", &token, "models", "list"])
+        .assert()
+        .success();
+    cli(&service)
+        .env("HEX_TOKEN", &token)
+        .args(["admin", "refresh"])
+        .assert()
+        .success();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    cli(&service)
+        .args([
+            "--token-file",
+            file.to_str().unwrap(),
+            "validate",
+            "demo-passport",
+            "0.1.0",
+        ])
+        .arg(demo_file("examples/passport-valid.json"))
+        .assert()
+        .code(0);
+    cli(&service)
+        .args(["--token", "not-a-jwt", "models", "list"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("401"));
+}
+
 #[test]
 fn unreachable_service_exits_4() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
