@@ -13,11 +13,18 @@ use crate::auth::admin_token::MachineAdminAuthenticator;
 use crate::auth::forward::ForwardAuthenticator;
 use crate::auth::jwks::JwksAuthenticator;
 use crate::auth::none::NoneAuthenticator;
-use crate::config::{AuthMode, CatalogSource, Config};
+use crate::config::{AuthMode, CatalogSource, Config, IoAdapterKind};
 use crate::http::{AppState, ServiceInfo, router};
 use crate::metrics::Metrics;
+use crate::ports::RecordStore;
 use crate::registry::fetch::{FetchSettings, HttpArtifactSource, LocalArtifactSource, RoutedArtifactSource};
 use crate::registry::{CatalogLocation, Loader, Registry};
+use crate::store::Instrumented;
+use crate::store::embedded::EmbeddedStore;
+use crate::store::http::HttpStore;
+use crate::store::memory::MemoryStore;
+use crate::store::postgres::PostgresStore;
+use crate::usecases::records::RecordService;
 use crate::usecases::validate::ValidationService;
 use crate::validation::StandardCompiler;
 
@@ -109,12 +116,51 @@ pub fn build_state(config: &Config) -> Result<AppState, StartError> {
         admin_role: config.auth.admin_role.clone(),
         enforce_scopes: config.auth.enforce_scopes,
     });
+    let store = build_record_store(config)?;
+    let store: Arc<dyn RecordStore> = Arc::new(Instrumented::new(
+        store,
+        config.io_adapter.kind.as_str(),
+        metrics.clone(),
+    ));
+    let records = Arc::new(RecordService::new(store, metrics.clone()));
     Ok(AppState {
         registry,
         metrics,
         auth,
         validation,
         info,
+        records,
+    })
+}
+
+/// The record store named by `IO_ADAPTER_ID`.
+fn build_record_store(config: &Config) -> Result<Arc<dyn RecordStore>, StartError> {
+    let io = &config.io_adapter;
+    let setup =
+        |variable: &str, message: String| StartError::Setup(format!("invalid configuration: {variable}: {message}"));
+    Ok(match io.kind {
+        IoAdapterKind::Memory => Arc::new(MemoryStore::new()),
+        IoAdapterKind::Embedded => {
+            Arc::new(EmbeddedStore::open(&io.data_dir).map_err(|e| setup("IO_ADAPTER_DATA_DIR", e.to_string()))?)
+        }
+        IoAdapterKind::Http => {
+            let base_url = io.base_url.as_deref().unwrap_or_default();
+            Arc::new(HttpStore::new(base_url, io.timeout).map_err(|e| setup("IO_ADAPTER_BASE_URL", e))?)
+        }
+        IoAdapterKind::Postgres => {
+            let url = io.database_url.as_deref().unwrap_or_default();
+            let store =
+                Arc::new(PostgresStore::from_url(url, io.timeout).map_err(|e| setup("IO_ADAPTER_DATABASE_URL", e))?);
+            // Migrate at start when a runtime is there; otherwise (and after a failure) the first
+            // call migrates.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let migrating = store.clone();
+                runtime.spawn(async move {
+                    let _ = migrating.migrate().await;
+                });
+            }
+            store
+        }
     })
 }
 

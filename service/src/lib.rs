@@ -12,6 +12,7 @@ pub mod http;
 pub mod metrics;
 pub mod ports;
 pub mod registry;
+pub mod store;
 pub mod telemetry;
 pub mod usecases;
 pub mod validation;

@@ -10,6 +10,8 @@ use serde_json::Value;
 
 use crate::domain::catalog::CatalogEntry;
 use crate::domain::model::ArtifactKind;
+use crate::domain::query::Query;
+use crate::domain::record::{CreateOutcome, NewRecord, Record, RecordScope};
 use crate::domain::report::Violation;
 
 /// A fetched artifact: the bytes and where they came from.
@@ -79,4 +81,71 @@ pub struct CompiledModel {
 /// Turns fetched artifacts into validators. Runs on a blocking thread at load time.
 pub trait ModelCompiler: Send + Sync {
     fn compile(&self, entry: &CatalogEntry, artifacts: &ArtifactSet) -> Result<CompiledModel, CompileError>;
+}
+
+/// Why a record store call failed. Idempotency and existence outcomes are typed; everything else
+/// is the store being unreachable or broken (`Unavailable`), which the edge maps to 502.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("the Idempotency-Key was already used with a different payload")]
+    IdempotencyConflict,
+    #[error("a record with id {id:?} already exists")]
+    RecordExists { id: String },
+    #[error("record {id:?} not found")]
+    NotFound { id: String },
+    #[error("record store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// A short, bounded label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::IdempotencyConflict => "idempotency_conflict",
+            Self::RecordExists { .. } => "record_exists",
+            Self::NotFound { .. } => "not_found",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+/// Credentials of the caller that a store may pass on (the HTTP adapter forwards the bearer token).
+/// `Debug` never prints the token.
+#[derive(Clone, Default)]
+pub struct CallerToken(pub Option<String>);
+
+impl std::fmt::Debug for CallerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "CallerToken(<redacted>)"
+        } else {
+            "CallerToken(None)"
+        })
+    }
+}
+
+/// The port every IO adapter implements. A create is atomic with its idempotency key: same key and
+/// same payload hash returns the first record (`replayed`), same key and another hash is
+/// `IdempotencyConflict`, and concurrent creates with one key write exactly one record.
+pub trait RecordStore: Send + Sync {
+    fn create<'a>(
+        &'a self,
+        caller: &'a CallerToken,
+        new: NewRecord,
+    ) -> BoxFuture<'a, Result<CreateOutcome, StoreError>>;
+
+    /// `Ok(None)` when no record has this id in the scope.
+    fn get<'a>(
+        &'a self,
+        caller: &'a CallerToken,
+        scope: &'a RecordScope,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Record>, StoreError>>;
+
+    fn query<'a>(
+        &'a self,
+        caller: &'a CallerToken,
+        scope: &'a RecordScope,
+        query: &'a Query,
+    ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>>;
 }

@@ -2,4 +2,6 @@
 
 pub mod catalog;
 pub mod model;
+pub mod query;
+pub mod record;
 pub mod report;

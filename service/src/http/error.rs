@@ -8,7 +8,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::auth::AuthError;
+use crate::domain::query::QueryError;
+use crate::domain::record::RecordRuleError;
+use crate::domain::report::ValidationReport;
+use crate::ports::StoreError;
 use crate::registry::RegistryError;
+use crate::usecases::records::RecordError;
+use crate::usecases::validate::ValidateError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApiError {
@@ -59,6 +65,21 @@ pub enum ApiError {
     Internal {
         message: String,
     },
+    MissingIdempotencyKey {
+        message: String,
+    },
+    ValidationFailed(Box<ValidationReport>),
+    IdempotencyConflict,
+    RecordExists {
+        id: String,
+    },
+    RecordNotFound {
+        id: String,
+    },
+    InvalidQuery(QueryError),
+    StoreError {
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -88,6 +109,13 @@ impl ApiError {
             Self::MetricsDisabled => (StatusCode::NOT_FOUND, "METRICS_DISABLED"),
             Self::NotImplemented { .. } => (StatusCode::NOT_IMPLEMENTED, "NOT_IMPLEMENTED"),
             Self::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
+            Self::MissingIdempotencyKey { .. } => (StatusCode::BAD_REQUEST, "MISSING_IDEMPOTENCY_KEY"),
+            Self::ValidationFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED"),
+            Self::IdempotencyConflict => (StatusCode::CONFLICT, "IDEMPOTENCY_CONFLICT"),
+            Self::RecordExists { .. } => (StatusCode::CONFLICT, "RECORD_EXISTS"),
+            Self::RecordNotFound { .. } => (StatusCode::NOT_FOUND, "RECORD_NOT_FOUND"),
+            Self::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "INVALID_QUERY"),
+            Self::StoreError { .. } => (StatusCode::BAD_GATEWAY, "STORE_ERROR"),
         }
     }
 
@@ -131,6 +159,22 @@ impl ApiError {
             Self::MetricsDisabled => ("metrics are disabled (METRICS_ENABLED=false)".into(), Value::Null),
             Self::NotImplemented { message } => (message.clone(), Value::Null),
             Self::Internal { message } => (message.clone(), Value::Null),
+            Self::MissingIdempotencyKey { message } => (message.clone(), json!({"header": "Idempotency-Key"})),
+            Self::ValidationFailed(report) => (
+                "the payload does not validate against the model; nothing was written".into(),
+                serde_json::to_value(report).unwrap_or(Value::Null),
+            ),
+            Self::IdempotencyConflict => (
+                "the Idempotency-Key was already used with a different payload for this model version".into(),
+                json!({"header": "Idempotency-Key"}),
+            ),
+            Self::RecordExists { id } => (
+                format!("a record with id {id:?} already exists for this model version"),
+                json!({"id": id}),
+            ),
+            Self::RecordNotFound { id } => (format!("record {id:?} not found"), json!({"id": id})),
+            Self::InvalidQuery(error) => (format!("invalid query: {error}"), error.details()),
+            Self::StoreError { message } => (message.clone(), Value::Null),
         }
     }
 }
@@ -166,5 +210,49 @@ impl From<RegistryError> for ApiError {
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         Self::Unauthenticated(e)
+    }
+}
+
+impl From<ValidateError> for ApiError {
+    fn from(e: ValidateError) -> Self {
+        match e {
+            ValidateError::Timeout(budget) => Self::ValidationTimeout {
+                millis: budget.as_millis() as u64,
+            },
+            ValidateError::Failed(message) => Self::ValidatorError { message },
+        }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        Self::InvalidQuery(e)
+    }
+}
+
+impl From<RecordError> for ApiError {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::Rule(rule @ RecordRuleError::MissingIdempotencyKey) => Self::MissingIdempotencyKey {
+                message: rule.to_string(),
+            },
+            RecordError::Rule(rule @ RecordRuleError::InvalidIdempotencyKey(_)) => Self::BadRequest {
+                message: rule.to_string(),
+                details: json!({"header": "Idempotency-Key"}),
+            },
+            RecordError::Rule(rule @ RecordRuleError::InvalidId(_)) => Self::BadRequest {
+                message: rule.to_string(),
+                details: json!({"field": "payload.id"}),
+            },
+            RecordError::Invalid(report) => Self::ValidationFailed(report),
+            RecordError::Validate(e) => e.into(),
+            RecordError::Store(StoreError::IdempotencyConflict) => Self::IdempotencyConflict,
+            RecordError::Store(StoreError::RecordExists { id }) => Self::RecordExists { id },
+            RecordError::Store(StoreError::NotFound { id }) => Self::RecordNotFound { id },
+            // The store's own message names the adapter and the cause (never a stack or a secret).
+            RecordError::Store(error @ StoreError::Unavailable(_)) => Self::StoreError {
+                message: error.to_string(),
+            },
+        }
     }
 }

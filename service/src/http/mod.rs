@@ -23,6 +23,7 @@ use self::extract::BodyLimit;
 use crate::auth::{Identity, SharedAuthenticator};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::usecases::records::RecordService;
 use crate::usecases::validate::ValidationService;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -49,6 +50,7 @@ pub struct AppState {
     pub auth: SharedAuthenticator,
     pub validation: Arc<ValidationService>,
     pub info: Arc<ServiceInfo>,
+    pub records: Arc<RecordService>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -62,6 +64,10 @@ pub fn router(state: AppState) -> Router {
             get(models::model_detail).post(models::model_action),
         )
         .route("/models/{model}/versions/{version}/{artifact}", get(models::artifact))
+        .route(
+            "/models/{model}/versions/{version}/records/{id}",
+            get(models::get_record),
+        )
         .route("/openapi.json", get(admin::openapi))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
 

@@ -2,19 +2,24 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::extract::{JsonBody, ModelPath, check_segment};
 use super::{AppState, bytes_response};
+use crate::auth::Identity;
 use crate::domain::model::ArtifactKind;
+use crate::domain::query::Query;
+use crate::domain::record::RecordScope;
+use crate::ports::CallerToken;
 use crate::registry::{LoadedModel, Snapshot};
-use crate::usecases::validate::ValidateError;
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 fn active_snapshot(state: &AppState) -> Result<Arc<Snapshot>, ApiError> {
     state.registry.snapshot().ok_or_else(|| ApiError::NotReady {
@@ -116,9 +121,8 @@ pub async fn model_action(
     let version = version.to_string();
     match action {
         "validate" => validate(state, &path.model, &version, request).await,
-        "create" | "query" => Err(ApiError::NotImplemented {
-            message: format!(":{action} needs a record store, which this build does not have yet"),
-        }),
+        "create" => create(state, &path.model, &version, request).await,
+        "query" => query(state, &path.model, &version, request).await,
         other => Err(ApiError::RouteNotFound {
             path: format!("/models/{}/versions/{version}:{other}", path.model),
         }),
@@ -129,17 +133,99 @@ async fn validate(state: AppState, model: &str, version: &str, request: Request)
     let loaded = find_model(&state, model, version)?;
     let JsonBody(body) = JsonBody::<ValidateRequest>::from_request(request, &state).await?;
     let payload = require_object(body.payload)?;
-    let report = state
-        .validation
-        .validate(loaded, Arc::new(payload))
-        .await
-        .map_err(|e| match e {
-            ValidateError::Timeout(budget) => ApiError::ValidationTimeout {
-                millis: budget.as_millis() as u64,
-            },
-            ValidateError::Failed(message) => ApiError::ValidatorError { message },
-        })?;
+    let report = state.validation.validate(loaded, Arc::new(payload)).await?;
     Ok(Json(report).into_response())
+}
+
+/// The caller's identity, put in the request extensions by the authentication middleware.
+fn identity_of(request: &Request) -> Result<Identity, ApiError> {
+    request
+        .extensions()
+        .get::<Identity>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal {
+            message: "no authenticated identity on a record route".into(),
+        })
+}
+
+fn scope_for(identity: &Identity, model: &str, version: &str) -> RecordScope {
+    RecordScope::new(identity.tenant.clone(), model, version)
+}
+
+/// `:create`: `Idempotency-Key` required; validated before anything is written. A replay answers
+/// 200 with the first record and `Idempotency-Replayed: true`.
+async fn create(state: AppState, model: &str, version: &str, request: Request) -> Result<Response, ApiError> {
+    let identity = identity_of(&request)?;
+    super::require_scope(&identity, "records:write", &state.info)?;
+    let loaded = find_model(&state, model, version)?;
+    let key = request
+        .headers()
+        .get(IDEMPOTENCY_KEY)
+        .map(|v| v.to_str().map(str::to_string))
+        .transpose()
+        .map_err(|_| ApiError::BadRequest {
+            message: "the Idempotency-Key header must be visible ASCII".into(),
+            details: json!({"header": "Idempotency-Key"}),
+        })?;
+    let JsonBody(body) = JsonBody::<ValidateRequest>::from_request(request, &state).await?;
+    let payload = require_object(body.payload)?;
+    let outcome = state
+        .records
+        .create(
+            &state.validation,
+            loaded,
+            scope_for(&identity, model, version),
+            &CallerToken(identity.token.clone()),
+            key.as_deref(),
+            payload,
+        )
+        .await?;
+    let mut response = Json(outcome.record).into_response();
+    if outcome.replayed {
+        response
+            .headers_mut()
+            .insert("idempotency-replayed", axum::http::HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// `:query`: the body is the contract's `QueryRequest`; the answer `{"records", "limit", "offset"}`.
+async fn query(state: AppState, model: &str, version: &str, request: Request) -> Result<Response, ApiError> {
+    let identity = identity_of(&request)?;
+    super::require_scope(&identity, "records:read", &state.info)?;
+    find_model(&state, model, version)?;
+    let JsonBody(body) = JsonBody::<Value>::from_request(request, &state).await?;
+    let query = Query::parse_request(&body)?;
+    let records = state
+        .records
+        .query(
+            &scope_for(&identity, model, version),
+            &CallerToken(identity.token.clone()),
+            &query,
+        )
+        .await?;
+    Ok(Json(json!({"records": records, "limit": query.limit, "offset": query.offset})).into_response())
+}
+
+/// Addition: `GET /models/{model}/versions/{version}/records/{id}`.
+pub async fn get_record(
+    State(state): State<AppState>,
+    Extension(identity): Extension<Identity>,
+    Path((model, version, id)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    check_segment("model", &model)?;
+    check_segment("version", &version)?;
+    super::require_scope(&identity, "records:read", &state.info)?;
+    find_model(&state, &model, &version)?;
+    let record = state
+        .records
+        .get(
+            &scope_for(&identity, &model, &version),
+            &CallerToken(identity.token.clone()),
+            &id,
+        )
+        .await?;
+    Ok(Json(record).into_response())
 }
 
 fn require_object(payload: Value) -> Result<Value, ApiError> {

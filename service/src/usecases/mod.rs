@@ -1,3 +1,4 @@
 //! Use cases: what the service does, independent of HTTP.
 
+pub mod records;
 pub mod validate;

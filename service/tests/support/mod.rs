@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod idp;
+pub mod records;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,254 @@
+//! `IO_ADAPTER_ID=embedded`: a durable single-node store in `IO_ADAPTER_DATA_DIR/records.redb`.
+//!
+//! redb (pure Rust, ACID, copy-on-write B-trees) holds the records and idempotency keys; every
+//! commit is fsync'd before a create is acknowledged, so a 200 survives `kill -9`. Writes go to
+//! one writer thread that commits whatever creates are waiting as ONE transaction (group commit):
+//! one fsync per batch instead of per record, and a natural serialisation point for idempotency
+//! decisions. Reads and queries are served from an in-memory index loaded at open and updated after
+//! each commit, so a query scans memory, not disk (the trade-off: memory grows with the data set).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, mpsc};
+
+use futures::future::BoxFuture;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use super::memory::RecordIndex;
+use crate::domain::query::Query;
+use crate::domain::record::{CreateOutcome, NewRecord, Record, RecordScope};
+use crate::ports::{CallerToken, RecordStore, StoreError};
+
+/// `tenant \0 model \0 version \0 id` -> JSON of [`StoredRecord`].
+const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records_v1");
+/// `tenant \0 model \0 version \0 idempotency key` -> JSON of [`StoredKey`].
+const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency_v1");
+
+/// Most creates committed in one transaction.
+const MAX_BATCH: usize = 256;
+
+#[derive(Serialize, Deserialize)]
+struct StoredRecord {
+    scope: RecordScope,
+    record: Record,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredKey {
+    payload_sha256: String,
+    record_id: String,
+}
+
+type Reply = oneshot::Sender<Result<CreateOutcome, StoreError>>;
+
+pub struct EmbeddedStore {
+    index: Arc<RwLock<RecordIndex>>,
+    writer: mpsc::Sender<(NewRecord, Reply)>,
+    path: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("embedded store {path}: {message}")]
+pub struct OpenError {
+    pub path: String,
+    pub message: String,
+}
+
+/// Keys join their parts with NUL, which none of them can contain: tenants come from headers,
+/// model and version are checked path segments, ids and keys refuse control characters.
+fn scoped_key(scope: &RecordScope, last: &str) -> String {
+    format!("{}\0{}\0{}\0{}", scope.tenant_key(), scope.model, scope.version, last)
+}
+
+fn storage(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("embedded store: {error}"))
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the database under `data_dir` and loads the index.
+    pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
+        let path = data_dir.join("records.redb");
+        let fail = |message: String| OpenError {
+            path: path.display().to_string(),
+            message,
+        };
+        std::fs::create_dir_all(data_dir).map_err(|e| fail(format!("cannot create the directory: {e}")))?;
+        let db = Database::create(&path).map_err(|e| fail(e.to_string()))?;
+        {
+            // Create the tables once so readers never meet a missing table.
+            let txn = db.begin_write().map_err(|e| fail(e.to_string()))?;
+            txn.open_table(RECORDS).map_err(|e| fail(e.to_string()))?;
+            txn.open_table(IDEMPOTENCY).map_err(|e| fail(e.to_string()))?;
+            txn.commit().map_err(|e| fail(e.to_string()))?;
+        }
+        let mut index = RecordIndex::default();
+        {
+            let txn = db.begin_read().map_err(|e| fail(e.to_string()))?;
+            let table = txn.open_table(RECORDS).map_err(|e| fail(e.to_string()))?;
+            for entry in table.iter().map_err(|e| fail(e.to_string()))? {
+                let (_, value) = entry.map_err(|e| fail(e.to_string()))?;
+                let stored: StoredRecord =
+                    serde_json::from_slice(value.value()).map_err(|e| fail(format!("corrupt record: {e}")))?;
+                index.insert(stored.scope, stored.record);
+            }
+        }
+        tracing::info!(path = %path.display(), records = index.len(), "embedded record store opened");
+        let index = Arc::new(RwLock::new(index));
+        let (writer, requests) = mpsc::channel();
+        let writer_index = index.clone();
+        std::thread::Builder::new()
+            .name("embedded-store-writer".into())
+            .spawn(move || write_loop(db, writer_index, requests))
+            .map_err(|e| fail(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self { index, writer, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Runs until every sender is gone: takes what is waiting, commits it as one transaction, then
+/// publishes to the index and answers.
+fn write_loop(db: Database, index: Arc<RwLock<RecordIndex>>, requests: mpsc::Receiver<(NewRecord, Reply)>) {
+    while let Ok(first) = requests.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match requests.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (news, replies): (Vec<NewRecord>, Vec<Reply>) = batch.into_iter().unzip();
+        match commit_batch(&db, &news) {
+            Ok(results) => {
+                if let Ok(mut index) = index.write() {
+                    for (new, result) in news.iter().zip(&results) {
+                        if let Ok(outcome) = result
+                            && !outcome.replayed
+                        {
+                            index.insert(new.scope.clone(), outcome.record.clone());
+                        }
+                    }
+                }
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "embedded store commit failed");
+                for reply in replies {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// One write transaction for the batch. Each create sees the ones before it (same transaction),
+/// so two creates with one key in one batch resolve as create + replay.
+fn commit_batch(db: &Database, batch: &[NewRecord]) -> Result<Vec<Result<CreateOutcome, StoreError>>, StoreError> {
+    let txn = db.begin_write().map_err(storage)?;
+    let mut results = Vec::with_capacity(batch.len());
+    {
+        let mut records = txn.open_table(RECORDS).map_err(storage)?;
+        let mut keys = txn.open_table(IDEMPOTENCY).map_err(storage)?;
+        for new in batch {
+            let key_name = scoped_key(&new.scope, new.idempotency_key.as_str());
+            let existing_key = match keys.get(key_name.as_str()).map_err(storage)? {
+                Some(raw) => Some(serde_json::from_slice::<StoredKey>(raw.value()).map_err(storage)?),
+                None => None,
+            };
+            if let Some(stored_key) = existing_key {
+                if stored_key.payload_sha256 != new.payload_sha256 {
+                    results.push(Err(StoreError::IdempotencyConflict));
+                    continue;
+                }
+                let record_key = scoped_key(&new.scope, &stored_key.record_id);
+                let raw = records
+                    .get(record_key.as_str())
+                    .map_err(storage)?
+                    .ok_or_else(|| storage(format!("idempotency key points to missing record {record_key:?}")))?;
+                let stored: StoredRecord = serde_json::from_slice(raw.value()).map_err(storage)?;
+                results.push(Ok(CreateOutcome {
+                    record: stored.record,
+                    replayed: true,
+                }));
+                continue;
+            }
+            let record_key = scoped_key(&new.scope, &new.record.id);
+            if records.get(record_key.as_str()).map_err(storage)?.is_some() {
+                results.push(Err(StoreError::RecordExists {
+                    id: new.record.id.clone(),
+                }));
+                continue;
+            }
+            let stored = serde_json::to_vec(&StoredRecord {
+                scope: new.scope.clone(),
+                record: new.record.clone(),
+            })
+            .map_err(storage)?;
+            let stored_key = serde_json::to_vec(&StoredKey {
+                payload_sha256: new.payload_sha256.clone(),
+                record_id: new.record.id.clone(),
+            })
+            .map_err(storage)?;
+            records
+                .insert(record_key.as_str(), stored.as_slice())
+                .map_err(storage)?;
+            keys.insert(key_name.as_str(), stored_key.as_slice()).map_err(storage)?;
+            results.push(Ok(CreateOutcome {
+                record: new.record.clone(),
+                replayed: false,
+            }));
+        }
+    }
+    // Durability::Immediate (redb's default): the commit returns after fsync.
+    txn.commit().map_err(storage)?;
+    Ok(results)
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Unavailable("embedded store index lock poisoned by an earlier panic".into())
+}
+
+impl RecordStore for EmbeddedStore {
+    fn create<'a>(&'a self, _: &'a CallerToken, new: NewRecord) -> BoxFuture<'a, Result<CreateOutcome, StoreError>> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            self.writer
+                .send((new, reply))
+                .map_err(|_| StoreError::Unavailable("embedded store writer stopped".into()))?;
+            answer
+                .await
+                .map_err(|_| StoreError::Unavailable("embedded store writer stopped".into()))?
+        })
+    }
+
+    fn get<'a>(
+        &'a self,
+        _: &'a CallerToken,
+        scope: &'a RecordScope,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
+        Box::pin(async move { Ok(self.index.read().map_err(|_| poisoned())?.get(scope, id)) })
+    }
+
+    fn query<'a>(
+        &'a self,
+        _: &'a CallerToken,
+        scope: &'a RecordScope,
+        query: &'a Query,
+    ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
+        Box::pin(async move {
+            let index = self.index.clone();
+            let scope = scope.clone();
+            let query = query.clone();
+            // A scan of a large scope is CPU work: keep it off the reactor.
+            tokio::task::spawn_blocking(move || Ok(index.read().map_err(|_| poisoned())?.query(&scope, &query)))
+                .await
+                .map_err(storage)?
+        })
+    }
+}
