@@ -180,6 +180,123 @@ async fn offline_validation_gives_the_same_verdict_as_the_service() {
 }
 
 #[tokio::test]
+async fn create_read_and_query_records() {
+    let service = demo_service().await;
+    let out = cli(&service)
+        .args([
+            "create",
+            "demo-passport",
+            "0.1.0",
+            &demo_file("examples/passport-valid.json"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Idempotency-Key:"),
+        "a fresh key is printed"
+    );
+    let record = json_of(&out.stdout);
+    assert_eq!(record["id"], "passport-0001");
+
+    // The same key and payload replays the first result; another payload with that key is 409;
+    // a new key for an existing id is 409 RECORD_EXISTS.
+    cli(&service)
+        .args([
+            "create",
+            "demo-passport",
+            "0.1.0",
+            &demo_file("examples/passport-valid.json"),
+        ])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("409 RECORD_EXISTS"));
+    let mut second: Value =
+        serde_json::from_str(&std::fs::read_to_string(demo_file("examples/passport-valid.json")).unwrap()).unwrap();
+    second["payload"]["id"] = json!("passport-0002");
+    for _ in 0..2 {
+        let out = cli(&service)
+            .args(["create", "demo-passport", "0.1.0", "--idempotency-key", "k-1", "-"])
+            .write_stdin(second.to_string())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(json_of(&out.stdout)["id"], "passport-0002");
+    }
+    let mut other = second.clone();
+    other["payload"]["id"] = json!("passport-0099");
+    cli(&service)
+        .args(["create", "demo-passport", "0.1.0", "--idempotency-key", "k-1", "-"])
+        .write_stdin(other.to_string())
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("409 IDEMPOTENCY_CONFLICT"));
+    cli(&service)
+        .args([
+            "create",
+            "demo-passport",
+            "0.1.0",
+            &demo_file("examples/passport-invalid.json"),
+        ])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("422 VALIDATION_FAILED"));
+
+    let got = cli(&service)
+        .args(["records", "get", "demo-passport", "0.1.0", "passport-0001"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        json_of(&got.stdout)["payload"]["product_name"],
+        "Refurbished laptop L14"
+    );
+    cli(&service)
+        .args(["records", "get", "demo-passport", "0.1.0", "nope"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("RECORD_NOT_FOUND"));
+
+    let found = cli(&service)
+        .args([
+            "query",
+            "demo-passport",
+            "0.1.0",
+            "--where",
+            "payload.record_scope eq product",
+        ])
+        .args([
+            "--where",
+            "payload.mass_kg gt 1",
+            "--sort",
+            "created_at:desc",
+            "--limit",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    assert!(found.status.success(), "{}", String::from_utf8_lossy(&found.stderr));
+    let records = json_of(&found.stdout)["records"].as_array().unwrap().clone();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["id"], "passport-0002", "newest first");
+    let none = cli(&service)
+        .args([
+            "query",
+            "demo-passport",
+            "0.1.0",
+            "--where",
+            "payload.record_scope eq batch",
+        ])
+        .output()
+        .unwrap();
+    assert!(json_of(&none.stdout)["records"].as_array().unwrap().is_empty());
+    cli(&service)
+        .args(["query", "demo-passport", "0.1.0", "--where", "colour eq red"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("INVALID_QUERY"));
+}
+
+#[tokio::test]
 async fn admin_commands() {
     let service = demo_service().await;
     for (action, check) in [
