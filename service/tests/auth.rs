@@ -349,6 +349,33 @@ async fn unknown_kids_refetch_the_jwks_at_most_once_per_period_even_when_concurr
 }
 
 #[tokio::test]
+async fn concurrent_requests_with_a_new_kid_wait_for_one_shared_refetch() {
+    let old = TestKey::rsa("old", Algorithm::RS256, 0);
+    let new = TestKey::p256("new");
+    let idp = idp_serving(&[&old]).await;
+    // No rate limit here, so only coalescing can keep the fetch count at one.
+    let service = start_jwt(&idp, &[("AUTH_JWKS_MIN_REFETCH_SECS", "0")]).await;
+    idp.set(
+        JWKS_PATH,
+        Route::ok(idp::jwks(&[&old, &new])).with_delay(Duration::from_millis(300)),
+    );
+    let fetches_before = idp.hits(JWKS_PATH);
+    let token = new.sign(&idp::claims("alice", &[]));
+    let requests = (0..20).map(|_| {
+        let url = service.url("/models");
+        let token = token.clone();
+        async move { client().get(url).bearer_auth(token).send().await.unwrap().status() }
+    });
+    let statuses = futures::future::join_all(requests).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(
+        idp.hits(JWKS_PATH),
+        fetches_before + 1,
+        "20 concurrent misses, one JWKS fetch"
+    );
+}
+
+#[tokio::test]
 async fn old_keys_keep_working_when_the_jwks_server_goes_down_and_readiness_reports_staleness() {
     let rsa = TestKey::rsa("rsa", Algorithm::RS256, 0);
     let idp = idp_serving(&[&rsa]).await;

@@ -118,6 +118,9 @@ impl TestKey {
 
     /// A token signed by this key with the given header algorithm and kid (for forgeries).
     pub fn sign_as(&self, alg: Algorithm, kid: &str, claims: &Value) -> String {
+        // jsonwebtoken fixes its crypto provider on first use: make it the service's (ring for
+        // verification), so in-process services verify exactly as in production.
+        assert!(hex_core_service::auth::jwks::ring_verify::install());
         let mut header = Header::new(alg);
         header.kid = Some(kid.to_string());
         jsonwebtoken::encode(&header, claims, &self.encoding).expect("token signs")

@@ -6,12 +6,24 @@ use serde_json::Value;
 
 use crate::auth::{AuthError, Identity};
 
+/// Keycloak `typ` claim values of tokens that are not access tokens.
+const NOT_ACCESS_TOKENS: [&str; 4] = ["ID", "Refresh", "Offline", "Logout"];
+
 pub fn identity_from_claims(
     claims: &Value,
     audience: &str,
     tenant_claim: &str,
     token: &str,
 ) -> Result<Identity, AuthError> {
+    // Keycloak signs ID tokens with the same key and audience as access tokens; its `typ` claim
+    // tells them apart. An ID token proves a login to a client, not a right to call this API.
+    if let Some(kind) = claims.get("typ").and_then(Value::as_str)
+        && NOT_ACCESS_TOKENS.iter().any(|t| t.eq_ignore_ascii_case(kind))
+    {
+        return Err(AuthError::Invalid(format!(
+            "the token is a {kind} token, not an access token"
+        )));
+    }
     let subject = claims
         .get("sub")
         .and_then(Value::as_str)
@@ -87,6 +99,16 @@ mod tests {
         assert_eq!(identity.tenant.as_deref(), Some("acme"));
         assert_eq!(identity.token.as_deref(), Some("t"));
         assert!(!identity.machine_admin);
+    }
+
+    #[test]
+    fn keycloak_id_tokens_are_not_access_tokens() {
+        let err = identity_from_claims(&json!({"sub": "alice", "typ": "ID"}), "a", "tenant", "t").unwrap_err();
+        assert!(
+            matches!(err, AuthError::Invalid(ref m) if m.contains("not an access token")),
+            "{err}"
+        );
+        assert!(identity_from_claims(&json!({"sub": "alice", "typ": "Bearer"}), "a", "tenant", "t").is_ok());
     }
 
     #[test]

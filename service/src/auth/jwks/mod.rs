@@ -4,6 +4,7 @@
 
 pub mod claims;
 pub mod keys;
+pub mod ring_verify;
 pub mod store;
 
 use std::sync::Arc;
@@ -32,6 +33,11 @@ impl JwksAuthenticator {
     pub fn start(config: &JwtConfig) -> Result<Self, String> {
         tokio::runtime::Handle::try_current()
             .map_err(|_| "the JWKS refresher needs a Tokio runtime (build the state inside one)".to_string())?;
+        if !ring_verify::install() {
+            tracing::warn!(
+                "jsonwebtoken's crypto provider was fixed before start; JWT verification uses the slower pure-Rust backend"
+            );
+        }
         let authenticator = Self::new(config)?;
         authenticator.store.spawn_refresher();
         Ok(authenticator)
@@ -75,7 +81,11 @@ impl JwksAuthenticator {
             return result;
         }
         // The IdP may have rotated keys since the last fetch: look again (rate-limited).
-        self.store.refresh(Trigger::UnknownKid).await;
+        let seen = self.store.keys_owned();
+        if let Some(key) = seen.get(kid) {
+            return self.verify_with(token, key);
+        }
+        self.store.refresh(Trigger::UnknownKid { seen }).await;
         self.verify_with_loaded_key(token, kid)
             .unwrap_or_else(|| Err(self.unknown_kid_error()))
     }

@@ -22,10 +22,12 @@ const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 
 /// Why a fetch is wanted: only fetches caused by tokens are rate-limited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
     Periodic,
-    UnknownKid,
+    /// A token named a kid missing from `seen`, the key set it was looked up in.
+    UnknownKid {
+        seen: Arc<KeySet>,
+    },
 }
 
 /// The JWKS part of `/admin/ready` and `/admin/status`.
@@ -100,6 +102,11 @@ impl KeyStore {
         self.keys.load()
     }
 
+    /// The current keys as an owned `Arc`, for the (rare) unknown-kid path that awaits a refetch.
+    pub fn keys_owned(&self) -> Arc<KeySet> {
+        self.keys.load_full()
+    }
+
     /// Fetches the JWKS now, or joins the fetch already running. Returns `false` without fetching
     /// when an `UnknownKid` trigger is rate-limited.
     pub async fn refresh(self: &Arc<Self>, trigger: Trigger) -> bool {
@@ -108,7 +115,12 @@ impl KeyStore {
             match &refetch.in_flight {
                 Some(in_flight) => in_flight.clone(),
                 None => {
-                    if trigger == Trigger::UnknownKid {
+                    if let Trigger::UnknownKid { seen } = &trigger {
+                        // Keys fetched since the miss (by a fetch that has just finished) are
+                        // checked again first; that is not a new request to the IdP.
+                        if !Arc::ptr_eq(seen, &self.keys.load_full()) {
+                            return true;
+                        }
                         if refetch.last_on_demand.is_some_and(|t| t.elapsed() < self.min_refetch) {
                             return false;
                         }
