@@ -281,6 +281,44 @@ async fn query_returns_matching_records_and_refuses_bad_clauses_by_name() {
 }
 
 #[tokio::test]
+async fn malformed_query_json_is_invalid_query() {
+    let service = InProcessService::start(&demo_env(&[])).await;
+    let response = client()
+        .post(service.url(&format!("{BASE}:query")))
+        .header("content-type", "application/json")
+        .body("{\"filter\": {\"where\": [}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["code"], "INVALID_QUERY", "{error}");
+    assert_eq!(error["details"]["clause"], "body", "{error}");
+}
+
+#[tokio::test]
+async fn enforced_scopes_guard_record_reads_and_writes() {
+    let service = InProcessService::start(&demo_env(&[
+        ("AUTH_ENFORCE_SCOPES", "true".into()),
+        ("AUTH_NONE_SCOPES", "records:read".into()),
+    ]))
+    .await;
+    let (status, error, _) = post(
+        &service,
+        &create_path(),
+        Some("k"),
+        &json!({"payload": valid_payload()}),
+    )
+    .await;
+    assert_eq!(status, 403, "{error}");
+    assert!(error["message"].as_str().unwrap().contains("records:write"), "{error}");
+    let (status, found, _) = post(&service, &format!("{BASE}:query"), None, &json!({"filter": {}})).await;
+    assert_eq!(status, 200, "{found}");
+    let (status, _) = get(&service, &format!("{BASE}/records/x")).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
 async fn http_adapter_forwards_token_and_key_to_a_real_io_adapter() {
     let upstream = IoAdapterServer::start().await;
     let mut env = demo_env(&[

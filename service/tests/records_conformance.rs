@@ -259,6 +259,15 @@ mod cases {
                 json!({"where": [{"field": "payload.n", "op": "eq", "value": 2.5}]}),
                 vec!["b"],
             ),
+            // Numbers compare by value: 1.0 is 1, 10.0 is 10.
+            (
+                json!({"where": [{"field": "payload.n", "op": "eq", "value": 1.0}]}),
+                vec!["a"],
+            ),
+            (
+                json!({"where": [{"field": "payload.n", "op": "in", "value": [10.0, -4.0]}]}),
+                vec!["d", "e"],
+            ),
             (
                 json!({"where": [{"field": "payload.n", "op": "ne", "value": 1}]}),
                 vec!["b", "c", "d", "e", "f"],

@@ -124,7 +124,7 @@ fn memory_and_postgres_agree_on_generated_queries() {
         .unwrap();
     let postgres = runtime.block_on(postgres_store());
     let mut runner = TestRunner::new(Config {
-        cases: 40,
+        cases: 100,
         failure_persistence: None,
         ..Config::default()
     });

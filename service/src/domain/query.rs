@@ -229,6 +229,11 @@ impl QueryError {
         }
     }
 
+    /// A problem with the request body as a whole (not JSON, not an object).
+    pub fn body(problem: impl Into<String>) -> Self {
+        Self::new("body", problem)
+    }
+
     fn item(list: &str, index: usize, field: Option<&str>, problem: impl Into<String>) -> Self {
         Self {
             clause: format!("{list}[{index}]"),
@@ -586,22 +591,24 @@ fn resolve<'a>(field: &Field, record: &'a Record) -> Resolved<'a> {
         Field::Version => Resolved::Text(&record.version),
         Field::CreatedAt => Resolved::Time(record.created_at),
         Field::UpdatedAt => Resolved::Time(record.updated_at),
-        Field::Payload(path) => {
-            let mut current = &record.payload;
-            for segment in path {
-                let next = match (segment, current) {
-                    (PathSegment::Key(key), Value::Object(map)) => map.get(key),
-                    (PathSegment::Index(i), Value::Array(items)) => items.get(*i),
-                    _ => None,
-                };
-                match next {
-                    Some(value) => current = value,
-                    None => return Resolved::Missing,
-                }
-            }
-            Resolved::Json(current)
-        }
+        Field::Payload(path) => match resolve_path(path, &record.payload) {
+            Some(value) => Resolved::Json(value),
+            None => Resolved::Missing,
+        },
     }
+}
+
+/// The value at a payload path: `.name` only reads object members, `[n]` only array elements.
+pub fn resolve_path<'a>(path: &[PathSegment], payload: &'a Value) -> Option<&'a Value> {
+    let mut current = payload;
+    for segment in path {
+        current = match (segment, current) {
+            (PathSegment::Key(key), Value::Object(map)) => map.get(key)?,
+            (PathSegment::Index(i), Value::Array(items)) => items.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(current)
 }
 
 fn condition_holds(condition: &Condition, record: &Record) -> bool {

@@ -14,7 +14,7 @@ use super::extract::{JsonBody, ModelPath, check_segment};
 use super::{AppState, bytes_response};
 use crate::auth::Identity;
 use crate::domain::model::ArtifactKind;
-use crate::domain::query::Query;
+use crate::domain::query::{Query, QueryError};
 use crate::domain::record::RecordScope;
 use crate::ports::CallerToken;
 use crate::registry::{LoadedModel, Snapshot};
@@ -194,7 +194,13 @@ async fn query(state: AppState, model: &str, version: &str, request: Request) ->
     let identity = identity_of(&request)?;
     super::require_scope(&identity, "records:read", &state.info)?;
     find_model(&state, model, version)?;
-    let JsonBody(body) = JsonBody::<Value>::from_request(request, &state).await?;
+    // A body that is not JSON is a malformed query too; size and content type keep their codes.
+    let JsonBody(body) = JsonBody::<Value>::from_request(request, &state)
+        .await
+        .map_err(|error| match error {
+            ApiError::BadRequest { message, .. } => ApiError::InvalidQuery(QueryError::body(message)),
+            other => other,
+        })?;
     let query = Query::parse_request(&body)?;
     let records = state
         .records
