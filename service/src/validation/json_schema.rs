@@ -16,19 +16,30 @@ impl JsonSchemaValidator {
     /// Compiles `schema_bytes`. With a `target_class`, payloads validate against
     /// `#/$defs/<target_class>` (LinkML schemas often have a root that accepts anything).
     pub fn compile(schema_bytes: &[u8], target_class: Option<&str>) -> Result<Self, CompileError> {
-        let err = |message: String| CompileError {
-            artifact: ArtifactKind::Schema,
-            message,
-        };
-        let mut schema: Value =
-            serde_json::from_slice(schema_bytes).map_err(|e| err(format!("not valid JSON: {e}")))?;
+        let schema: Value =
+            serde_json::from_slice(schema_bytes).map_err(|e| compile_error(format!("not valid JSON: {e}")))?;
+        Self::compile_value(schema, target_class)
+    }
+
+    /// Like [`Self::compile`], for a schema already parsed.
+    pub fn compile_value(mut schema: Value, target_class: Option<&str>) -> Result<Self, CompileError> {
         if let Some(class) = target_class {
-            schema = retarget(schema, class).map_err(err)?;
+            schema = retarget(schema, class).map_err(compile_error)?;
         }
+        // `format` is an annotation by default in 2019-09/2020-12; LinkML emits it for dates and
+        // times, and a malformed date is exactly what a caller wants to hear about.
         let validator = jsonschema::options()
+            .should_validate_formats(true)
             .build(&schema)
-            .map_err(|e| err(format!("not a valid JSON Schema: {e}")))?;
+            .map_err(|e| compile_error(format!("not a valid JSON Schema: {e}")))?;
         Ok(Self { validator })
+    }
+}
+
+fn compile_error(message: String) -> CompileError {
+    CompileError {
+        artifact: ArtifactKind::Schema,
+        message,
     }
 }
 
