@@ -243,6 +243,16 @@ impl LinkmlSchema {
         )
     }
 
+    /// The IRI `gen-owl` gives a class by default (native URIs): default prefix + name.
+    pub fn native_class_iri(&self, name: &str) -> String {
+        format!("{}{}", self.default_namespace, name.replace(' ', "_"))
+    }
+
+    /// The IRI `gen-owl` gives a slot by default (native URIs): default prefix + name.
+    pub fn native_slot_iri(&self, name: &str) -> String {
+        format!("{}{}", self.default_namespace, name.replace(' ', "_"))
+    }
+
     /// The LinkML class whose IRI is `iri`.
     pub fn class_by_iri(&self, iri: &str) -> Option<&str> {
         self.names_by_iri.get(iri).map(String::as_str)

@@ -33,6 +33,8 @@ use crate::domain::report::child_path;
 #[derive(Debug, Clone)]
 struct PropertyPlan {
     predicate: NamedNode,
+    /// The LinkML-native predicate (default prefix + slot name), which `gen-owl` uses.
+    native_predicate: Option<NamedNode>,
     datatype: Option<NamedNode>,
     /// The plan of nested objects (the property's class), if the property is class-ranged.
     nested: Option<usize>,
@@ -41,9 +43,19 @@ struct PropertyPlan {
 #[derive(Debug, Clone, Default)]
 struct ClassPlan {
     class_iri: Option<NamedNode>,
+    /// The LinkML-native class IRI (default prefix + class name), which `gen-owl` uses.
+    native_class_iri: Option<NamedNode>,
     keys: HashMap<String, PropertyPlan>,
-    /// predicate IRI -> JSON key, to name a missing value in a report.
+    /// predicate IRI (shape or native) -> JSON key, to name a missing value in a report.
     key_by_predicate: HashMap<String, String>,
+}
+
+/// Which IRIs a mapped payload uses: the shapes' (`class_uri`, `slot_uri`, as `gen-shacl` and
+/// LinkML's RDF dumper use) or LinkML's native ones (as `gen-owl` uses by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vocabulary {
+    Shapes,
+    Native,
 }
 
 /// Everything needed to map payloads of one model version, compiled once.
@@ -62,6 +74,7 @@ pub struct MappingPlan {
 struct KeyEntry<'a> {
     key: String,
     predicate: String,
+    native_predicate: Option<String>,
     datatype: Option<String>,
     /// The class of nested objects, its LinkML name and its JSON Schema definition.
     nested_iri: Option<String>,
@@ -86,20 +99,27 @@ impl MappingPlan {
             .unwrap_or_else(|| namespace_of(&root_iri).to_string());
 
         let mut classes: Vec<ClassPlan> = Vec::new();
-        let mut index_by_iri: HashMap<String, usize> = HashMap::new();
+        // Two LinkML classes may share one class_uri (usage-and-maintenance maps MaintenanceHistory
+        // and RepairHistory both to prov:Activity), so a plan is per (IRI, LinkML class).
+        let mut index_by_iri: HashMap<(String, Option<String>), usize> = HashMap::new();
         let root_linkml = linkml
             .filter(|l| l.has_class(sources.target_class))
             .map(|_| sources.target_class.to_string());
         let root_def = sources.json_schema.and_then(|s| json_def(s, sources.target_class));
         let mut queue: VecDeque<(String, Option<String>, Option<&Value>)> = VecDeque::new();
-        queue.push_back((root_iri.clone(), root_linkml, root_def));
-        index_by_iri.insert(root_iri, 0);
+        index_by_iri.insert((root_iri.clone(), root_linkml.clone()), 0);
+        queue.push_back((root_iri, root_linkml, root_def));
         classes.push(ClassPlan::default());
 
         while let Some((iri, linkml_class, def)) = queue.pop_front() {
-            let index = index_by_iri[&iri];
+            let index = index_by_iri[&(iri.clone(), linkml_class.clone())];
+            let native_class_iri = match (linkml, linkml_class.as_deref()) {
+                (Some(schema), Some(class)) => NamedNode::new(schema.native_class_iri(class)).ok(),
+                _ => None,
+            };
             let mut plan = ClassPlan {
                 class_iri: NamedNode::new(&iri).ok(),
+                native_class_iri,
                 ..ClassPlan::default()
             };
             let mut entries: Vec<KeyEntry<'_>> = Vec::new();
@@ -118,13 +138,15 @@ impl MappingPlan {
                         SlotRange::Datatype(d) => (Some(d.clone()), None, None),
                     };
                     let nested_iri = shape.and_then(|s| s.class.clone()).or(nested_iri);
-                    let nested_linkml = nested_iri
-                        .as_deref()
-                        .and_then(|i| schema.class_by_iri(i).map(str::to_string))
-                        .or(nested_linkml);
+                    let nested_linkml = nested_linkml.or_else(|| {
+                        nested_iri
+                            .as_deref()
+                            .and_then(|i| schema.class_by_iri(i).map(str::to_string))
+                    });
                     let datatype = shape.and_then(|s| s.datatype.clone()).or(datatype);
                     let nested_def = def.and_then(|d| property_def(sources.json_schema, d, &slot.key));
                     entries.push(KeyEntry {
+                        native_predicate: Some(schema.native_slot_iri(&slot.name)),
                         key: slot.key,
                         predicate: slot.predicate,
                         datatype,
@@ -155,6 +177,7 @@ impl MappingPlan {
                     .as_deref()
                     .and_then(|c| linkml.and_then(|l| l.class_by_iri(c)).map(str::to_string));
                 entries.push(KeyEntry {
+                    native_predicate: None,
                     key,
                     predicate: shape.path.clone(),
                     datatype: shape.datatype.clone(),
@@ -185,6 +208,7 @@ impl MappingPlan {
                         .as_deref()
                         .and_then(|c| linkml.and_then(|l| l.class_by_iri(c)).map(str::to_string));
                     entries.push(KeyEntry {
+                        native_predicate: None,
                         key: key.clone(),
                         predicate: shape.path.clone(),
                         datatype: shape.datatype.clone(),
@@ -198,6 +222,7 @@ impl MappingPlan {
             for KeyEntry {
                 key,
                 predicate,
+                native_predicate,
                 datatype,
                 nested_iri,
                 nested_linkml,
@@ -207,23 +232,30 @@ impl MappingPlan {
                 let Ok(predicate) = NamedNode::new(predicate) else {
                     continue;
                 };
-                let nested = nested_iri.map(|nested_iri| match index_by_iri.get(&nested_iri) {
-                    Some(i) => *i,
-                    None => {
-                        let i = classes.len();
-                        classes.push(ClassPlan::default());
-                        index_by_iri.insert(nested_iri.clone(), i);
-                        queue.push_back((nested_iri, nested_linkml, nested_def));
-                        i
+                let nested = nested_iri.map(|nested_iri| {
+                    let id = (nested_iri, nested_linkml);
+                    match index_by_iri.get(&id) {
+                        Some(i) => *i,
+                        None => {
+                            let i = classes.len();
+                            classes.push(ClassPlan::default());
+                            index_by_iri.insert(id.clone(), i);
+                            queue.push_back((id.0, id.1, nested_def));
+                            i
+                        }
                     }
                 });
-                plan.key_by_predicate
-                    .entry(predicate.as_str().to_string())
-                    .or_insert_with(|| key.clone());
+                let native_predicate = native_predicate.and_then(|p| NamedNode::new(p).ok());
+                for iri in std::iter::once(&predicate).chain(native_predicate.as_ref()) {
+                    plan.key_by_predicate
+                        .entry(iri.as_str().to_string())
+                        .or_insert_with(|| key.clone());
+                }
                 plan.keys.insert(
                     key,
                     PropertyPlan {
                         predicate,
+                        native_predicate,
                         datatype: datatype.and_then(|d| NamedNode::new(d).ok()),
                         nested,
                     },
@@ -252,13 +284,33 @@ impl MappingPlan {
         self.classes[0].class_iri.as_ref().map(NamedNode::as_str)
     }
 
-    /// Maps a payload. Lexical errors found on the way are returned with the graph.
+    /// The LinkML-native IRI of the target class, when there is a LinkML schema.
+    pub fn root_native_class_iri(&self) -> Option<&str> {
+        self.classes[0].native_class_iri.as_ref().map(NamedNode::as_str)
+    }
+
+    /// Every native class IRI a mapped payload can be typed with.
+    pub fn native_class_iris(&self) -> HashSet<String> {
+        self.classes
+            .iter()
+            .filter_map(|c| c.native_class_iri.as_ref().or(c.class_iri.as_ref()))
+            .map(|n| n.as_str().to_string())
+            .collect()
+    }
+
+    /// Maps a payload with the shapes' vocabulary. Lexical errors found on the way are returned
+    /// with the graph.
     pub fn map(&self, payload: &Value) -> MappedPayload {
+        self.map_with(payload, Vocabulary::Shapes)
+    }
+
+    pub fn map_with(&self, payload: &Value, vocabulary: Vocabulary) -> MappedPayload {
         let mut mapped = MappedPayload {
             graph: Graph::new(),
             nodes: HashMap::new(),
             value_paths: Vec::new(),
             lexical_errors: Vec::new(),
+            vocabulary,
         };
         let root = NamedNode::new_unchecked(payload_node_iri("$"));
         if let Value::Object(_) = payload {
@@ -280,7 +332,11 @@ impl MappingPlan {
         out: &mut MappedPayload,
     ) {
         let plan = self.plan(plan_index);
-        if let Some(class) = &plan.class_iri {
+        let class = match out.vocabulary {
+            Vocabulary::Shapes => plan.class_iri.as_ref(),
+            Vocabulary::Native => plan.native_class_iri.as_ref().or(plan.class_iri.as_ref()),
+        };
+        if let Some(class) = class {
             out.graph.insert(&Triple::new(node.clone(), RDF_TYPE, class.clone()));
         }
         out.nodes.insert(node.as_str().to_string(), (path.clone(), plan_index));
@@ -288,6 +344,11 @@ impl MappingPlan {
         for (key, value) in map {
             let key_path = child_path(&path, key);
             let (predicate, datatype, nested) = match plan.keys.get(key) {
+                Some(p) if out.vocabulary == Vocabulary::Native && p.native_predicate.is_some() => (
+                    p.native_predicate.clone().expect("checked"),
+                    p.datatype.as_ref(),
+                    p.nested,
+                ),
                 Some(p) => (p.predicate.clone(), p.datatype.as_ref(), p.nested),
                 None => (self.unknown_key_predicate(key), None, None),
             };
@@ -428,6 +489,7 @@ pub struct MappedPayload {
     nodes: HashMap<String, (String, Option<usize>)>,
     value_paths: Vec<ValuePath>,
     pub lexical_errors: Vec<LexicalError>,
+    vocabulary: Vocabulary,
 }
 
 impl MappedPayload {
@@ -493,6 +555,21 @@ impl MappedPayload {
             }
             None => focus_path.to_string(),
         }
+    }
+
+    /// Whether the schema (shapes, LinkML) maps `predicate` of `focus`'s class to literal values,
+    /// as LinkML does for enum-valued slots its OWL output declares as object properties.
+    pub fn schema_expects_literal(&self, plan: &MappingPlan, focus: TermRef<'_>, predicate: &str) -> bool {
+        let NamedOrBlankOrNot::Named(iri) = as_named(focus) else {
+            return false;
+        };
+        let Some((_, plan_index)) = self.nodes.get(iri) else {
+            return false;
+        };
+        plan.plan(*plan_index).keys.values().any(|p| {
+            let native = p.native_predicate.as_ref().map(NamedNode::as_str);
+            (p.predicate.as_str() == predicate || native == Some(predicate)) && p.nested.is_none()
+        })
     }
 
     /// The key under which `predicate` appeared for `focus` (for keys outside the plan).

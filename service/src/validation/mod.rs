@@ -128,14 +128,14 @@ impl ModelCompiler for StandardCompiler {
                     validators.push(Arc::new(shacl::ShaclValidator::compile(shapes, plan.clone())?));
                 }
                 if let Some(graph) = &parsed.ontology {
-                    let ontology = owl::Ontology::from_graph(graph, &plan.class_iris());
+                    let validator = owl::OwlValidator::new(plan, graph);
                     warnings.extend(
-                        ontology
-                            .skipped_patterns
+                        validator
+                            .skipped_patterns()
                             .iter()
                             .map(|p| format!("OWL facet not checked: {p}")),
                     );
-                    validators.push(Arc::new(owl::OwlValidator::new(plan, ontology)));
+                    validators.push(Arc::new(validator));
                 }
             }
             None => {

@@ -6,7 +6,9 @@
 //! - a class or property the ontology does not declare: **warning** (OWL is open-world, so an
 //!   undeclared term is not a contradiction; it is still almost always a typo or a wrong model);
 //! - an object property with a literal value, or a datatype property with a node value: **error**
-//!   (not expressible in OWL 2 DL);
+//!   (not expressible in OWL 2 DL), except where the schema's own mapping makes the value a
+//!   literal (LinkML declares enum-valued slots as object properties in OWL but writes enum
+//!   values as literals in RDF);
 //! - a literal outside a datatype property's `rdfs:range`, or outside an `owl:allValuesFrom` data
 //!   range of one of the node's classes (named datatypes, `owl:onDatatype` + `owl:withRestrictions`
 //!   facets, `owl:intersectionOf`, `owl:unionOf`, `owl:oneOf`), or ill-formed for its datatype:
@@ -28,7 +30,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::literal::is_well_formed;
-use super::mapping::{MappedPayload, MappingPlan};
+use super::mapping::{MappedPayload, MappingPlan, Vocabulary};
 use super::rdf::{RDF_TYPE, XSD, list_members};
 use crate::domain::report::{Severity, Violation};
 use crate::ports::PayloadValidator;
@@ -445,11 +447,34 @@ fn compact(iri: &str) -> String {
 pub struct OwlValidator {
     plan: Arc<MappingPlan>,
     ontology: Ontology,
+    vocabulary: Vocabulary,
 }
 
 impl OwlValidator {
-    pub fn new(plan: Arc<MappingPlan>, ontology: Ontology) -> Self {
-        Self { plan, ontology }
+    /// Maps payloads with LinkML's native IRIs when the ontology uses them (what `gen-owl` does
+    /// by default, linking `class_uri`s with `skos:exactMatch`), else with the shapes' IRIs.
+    pub fn new(plan: Arc<MappingPlan>, graph: &Graph) -> Self {
+        let native_root = plan.root_native_class_iri().map(str::to_string);
+        let uses_native = native_root.as_deref().is_some_and(|root| {
+            let root = oxrdf::NamedNode::new_unchecked(root.to_string());
+            graph.triples_for_subject(&root).next().is_some()
+        });
+        let (vocabulary, classes) = if uses_native {
+            (Vocabulary::Native, plan.native_class_iris())
+        } else {
+            (Vocabulary::Shapes, plan.class_iris())
+        };
+        let ontology = Ontology::from_graph(graph, &classes);
+        Self {
+            plan,
+            ontology,
+            vocabulary,
+        }
+    }
+
+    /// Facet patterns of the ontology that this profile could not compile.
+    pub fn skipped_patterns(&self) -> &[String] {
+        &self.ontology.skipped_patterns
     }
 
     fn check(&self, mapped: &MappedPayload) -> Vec<Violation> {
@@ -549,6 +574,10 @@ impl OwlValidator {
                     "owl:DatatypeProperty",
                     property,
                 )),
+                // LinkML's OWL declares enum-valued slots as object properties while its RDF
+                // (and the shapes) give enum values as literals: follow the schema there.
+                (PropertyKind::Object, TermRef::Literal(_))
+                    if mapped.schema_expects_literal(&self.plan, focus, property) => {}
                 (PropertyKind::Object, TermRef::Literal(_)) => out.push(self.violation(
                     path_of(Some(*value)),
                     format!("<{property}> is an object property but the value is a literal"),
@@ -614,7 +643,7 @@ impl PayloadValidator for OwlValidator {
     }
 
     fn validate(&self, payload: &Value) -> Vec<Violation> {
-        let mapped = self.plan.map(payload);
+        let mapped = self.plan.map_with(payload, self.vocabulary);
         self.check(&mapped)
     }
 }
@@ -660,8 +689,7 @@ mod tests {
             json_schema: Some(&json!({"$id": "https://ex.org/", "$defs": {"Root": {}}})),
         }));
         let graph = parse_turtle(ONTOLOGY.as_bytes(), "ontology").unwrap();
-        let ontology = Ontology::from_graph(&graph, &plan.class_iris());
-        OwlValidator::new(plan, ontology)
+        OwlValidator::new(plan, &graph)
     }
 
     #[test]

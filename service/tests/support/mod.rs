@@ -3,6 +3,8 @@
 //! child process.
 #![allow(dead_code)]
 
+pub mod corpus;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -81,7 +81,7 @@ impl ShaclValidator {
             result.messages.join("; ")
         };
         if let Some(TermRef::Literal(value)) = result.value.as_ref().map(|v| v.as_ref())
-            && !message.contains(value.value())
+            && !message.contains(&format!("\"{}\"", value.value()))
         {
             message.push_str(&format!(" (value: {:?})", value.value()));
         }
