@@ -138,6 +138,7 @@ async fn validate(state: AppState, model: &str, version: &str, request: Request)
                 millis: budget.as_millis() as u64,
             },
             ValidateError::Failed(message) => ApiError::ValidatorError { message },
+            ValidateError::TooComplex { limit } => ApiError::PayloadTooComplex { limit },
         })?;
     Ok(Json(report).into_response())
 }
