@@ -678,7 +678,7 @@ mod tests {
         let linkml = Arc::new(
             LinkmlSchema::parse(
                 b"id: https://ex.org\nprefixes: {ex: 'https://ex.org/'}\ndefault_prefix: ex\n\
-                  classes: {Root: {attributes: {made: {range: date}, code: {}, part: {}}}}\n",
+                  classes: {Root: {attributes: {made: {range: date}, code: {}}}}\n",
             )
             .unwrap(),
         );
