@@ -102,10 +102,10 @@ pub fn build_state(config: &Config) -> Result<AppState, StartError> {
     };
     let registry = Registry::new(loader);
     let auth = build_authenticator(config)?;
-    let validation = Arc::new(ValidationService::new(
-        config.server.validation_timeout,
-        metrics.clone(),
-    ));
+    let validation = Arc::new(
+        ValidationService::new(config.server.validation_timeout, metrics.clone())
+            .with_max_nodes(config.server.validation_max_nodes),
+    );
     let info = Arc::new(ServiceInfo {
         started_at: OffsetDateTime::now_utc(),
         started: Instant::now(),

@@ -148,6 +148,8 @@ pub struct ServerConfig {
     pub request_max_bytes: usize,
     pub shutdown_grace: Duration,
     pub validation_timeout: Duration,
+    /// Most JSON values (objects, arrays, scalars) a payload to validate may hold.
+    pub validation_max_nodes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -506,6 +508,12 @@ fn server_config(env: &Env<'_>) -> Result<ServerConfig, ConfigError> {
         request_max_bytes: env.number("SERVER_REQUEST_MAX_BYTES", 1_048_576usize, 1024, 1024 * 1024 * 1024)?,
         shutdown_grace: Duration::from_secs(env.number("SERVER_SHUTDOWN_GRACE_SECS", 20u64, 0, 3600)?),
         validation_timeout: Duration::from_millis(env.number("VALIDATION_TIMEOUT_MS", 10_000u64, 10, 600_000)?),
+        validation_max_nodes: env.number(
+            "VALIDATION_MAX_NODES",
+            crate::usecases::validate::DEFAULT_MAX_NODES,
+            10,
+            10_000_000,
+        )?,
     })
 }
 
@@ -562,6 +570,7 @@ mod tests {
         let config = parse(&base()).unwrap();
         assert_eq!(config.server.port, 8080);
         assert_eq!(config.server.request_max_bytes, 1_048_576);
+        assert_eq!(config.server.validation_max_nodes, 50_000);
         assert_eq!(config.registry.cache_ttl, Duration::from_secs(300));
         assert_eq!(config.io_adapter.timeout, Duration::from_millis(5000));
         assert!(!config.metrics_enabled);

@@ -58,6 +58,9 @@ pub enum ApiError {
     ValidationTimeout {
         millis: u64,
     },
+    PayloadTooComplex {
+        limit: usize,
+    },
     MetricsDisabled,
     NotImplemented {
         message: String,
@@ -106,6 +109,7 @@ impl ApiError {
             Self::RegistryError(_) => (StatusCode::BAD_GATEWAY, "REGISTRY_ERROR"),
             Self::ValidatorError { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "VALIDATOR_ERROR"),
             Self::ValidationTimeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, "VALIDATION_TIMEOUT"),
+            Self::PayloadTooComplex { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_COMPLEX"),
             Self::MetricsDisabled => (StatusCode::NOT_FOUND, "METRICS_DISABLED"),
             Self::NotImplemented { .. } => (StatusCode::NOT_IMPLEMENTED, "NOT_IMPLEMENTED"),
             Self::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
@@ -155,6 +159,10 @@ impl ApiError {
             Self::ValidationTimeout { millis } => (
                 format!("validation did not finish within {millis} ms (VALIDATION_TIMEOUT_MS)"),
                 json!({"timeout_ms": millis}),
+            ),
+            Self::PayloadTooComplex { limit } => (
+                format!("payload has more than {limit} JSON values (VALIDATION_MAX_NODES)"),
+                json!({"limit_nodes": limit}),
             ),
             Self::MetricsDisabled => ("metrics are disabled (METRICS_ENABLED=false)".into(), Value::Null),
             Self::NotImplemented { message } => (message.clone(), Value::Null),
@@ -220,6 +228,7 @@ impl From<ValidateError> for ApiError {
                 millis: budget.as_millis() as u64,
             },
             ValidateError::Failed(message) => Self::ValidatorError { message },
+            ValidateError::TooComplex { limit } => Self::PayloadTooComplex { limit },
         }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Validation is CPU-bound, so it runs on tokio's blocking pool behind a semaphore (at most one
 //! validation per core in flight, the rest queue) and under a time budget, so one heavy payload
-//! cannot stall the reactor or the other requests.
+//! cannot stall the reactor or the other requests. A blocking task cannot be cancelled once it
+//! runs, so payloads with more JSON values than `VALIDATION_MAX_NODES` are refused before any
+//! validator (the RDF mapping makes a node or a triple of every value) sees them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,12 +23,18 @@ pub enum ValidateError {
     Timeout(Duration),
     #[error("validator failed: {0}")]
     Failed(String),
+    #[error("the payload has more than {limit} JSON values")]
+    TooComplex { limit: usize },
 }
+
+/// Default of `VALIDATION_MAX_NODES`.
+pub const DEFAULT_MAX_NODES: usize = 50_000;
 
 pub struct ValidationService {
     permits: Arc<Semaphore>,
     budget: Duration,
     metrics: Arc<Metrics>,
+    max_nodes: usize,
 }
 
 impl ValidationService {
@@ -36,7 +44,13 @@ impl ValidationService {
             permits: Arc::new(Semaphore::new(cores.max(2))),
             budget,
             metrics,
+            max_nodes: DEFAULT_MAX_NODES,
         }
+    }
+
+    pub fn with_max_nodes(mut self, max_nodes: usize) -> Self {
+        self.max_nodes = max_nodes;
+        self
     }
 
     pub async fn validate(
@@ -44,6 +58,9 @@ impl ValidationService {
         model: Arc<LoadedModel>,
         payload: Arc<Value>,
     ) -> Result<ValidationReport, ValidateError> {
+        if exceeds_nodes(&payload, self.max_nodes) {
+            return Err(ValidateError::TooComplex { limit: self.max_nodes });
+        }
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.budget;
         let permit = tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned())
@@ -101,4 +118,38 @@ pub fn run_compiled(compiled: &CompiledModel, payload: &Value) -> ValidationRepo
         .map(|validator| ValidatorResult::from_violations(validator.kind(), validator.validate(payload)))
         .collect();
     ValidationReport::merge(results)
+}
+
+/// Whether `value` holds more than `limit` JSON values; stops counting as soon as it does.
+pub fn exceeds_nodes(value: &Value, limit: usize) -> bool {
+    let mut count = 0usize;
+    let mut stack = vec![value];
+    while let Some(current) = stack.pop() {
+        count += 1;
+        if count > limit {
+            return true;
+        }
+        match current {
+            Value::Object(map) => stack.extend(map.values()),
+            Value::Array(items) => stack.extend(items.iter()),
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn node_count_includes_every_value_and_stops_at_the_limit() {
+        let payload = json!({"a": [1, 2, {"b": null}], "c": "x"});
+        // root, a, 1, 2, {b}, null, c = 7 values
+        assert!(!exceeds_nodes(&payload, 7));
+        assert!(exceeds_nodes(&payload, 6));
+        let wide = Value::Array(vec![json!(0); 1_000_000]);
+        assert!(exceeds_nodes(&wide, 10));
+    }
 }

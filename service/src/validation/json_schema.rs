@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::domain::model::ArtifactKind;
+use jsonschema::ValidationError;
 use jsonschema::error::ValidationErrorKind;
 
 use crate::domain::report::{Severity, Violation, child_path, pointer_to_json_path};
@@ -16,19 +17,30 @@ impl JsonSchemaValidator {
     /// Compiles `schema_bytes`. With a `target_class`, payloads validate against
     /// `#/$defs/<target_class>` (LinkML schemas often have a root that accepts anything).
     pub fn compile(schema_bytes: &[u8], target_class: Option<&str>) -> Result<Self, CompileError> {
-        let err = |message: String| CompileError {
-            artifact: ArtifactKind::Schema,
-            message,
-        };
-        let mut schema: Value =
-            serde_json::from_slice(schema_bytes).map_err(|e| err(format!("not valid JSON: {e}")))?;
+        let schema: Value =
+            serde_json::from_slice(schema_bytes).map_err(|e| compile_error(format!("not valid JSON: {e}")))?;
+        Self::compile_value(schema, target_class)
+    }
+
+    /// Like [`Self::compile`], for a schema already parsed.
+    pub fn compile_value(mut schema: Value, target_class: Option<&str>) -> Result<Self, CompileError> {
         if let Some(class) = target_class {
-            schema = retarget(schema, class).map_err(err)?;
+            schema = retarget(schema, class).map_err(compile_error)?;
         }
+        // `format` is an annotation by default in 2019-09/2020-12; LinkML emits it for dates and
+        // times, and a malformed date is exactly what a caller wants to hear about.
         let validator = jsonschema::options()
+            .should_validate_formats(true)
             .build(&schema)
-            .map_err(|e| err(format!("not a valid JSON Schema: {e}")))?;
+            .map_err(|e| compile_error(format!("not a valid JSON Schema: {e}")))?;
         Ok(Self { validator })
+    }
+}
+
+fn compile_error(message: String) -> CompileError {
+    CompileError {
+        artifact: ArtifactKind::Schema,
+        message,
     }
 }
 
@@ -60,31 +72,56 @@ impl PayloadValidator for JsonSchemaValidator {
     fn validate(&self, payload: &Value) -> Vec<Violation> {
         let mut violations = Vec::new();
         for error in self.validator.iter_errors(payload) {
-            let base = pointer_to_json_path(error.instance_path().as_str());
-            // `required` and `additionalProperties` are reported on the parent object; name the
-            // offending key itself so a client can highlight the field.
-            let keys: Vec<String> = match error.kind() {
-                ValidationErrorKind::Required { property } => vec![property.as_str().unwrap_or_default().to_string()],
-                ValidationErrorKind::AdditionalProperties { unexpected } => unexpected.clone(),
-                _ => vec![],
-            };
-            let paths: Vec<String> = if keys.is_empty() {
-                vec![base]
-            } else {
-                keys.iter().map(|k| child_path(&base, k)).collect()
-            };
-            for path in paths {
-                violations.push(Violation {
-                    path,
-                    message: error.to_string(),
-                    severity: Severity::Error,
-                    kind: "json_schema".into(),
-                    constraint: Some(error.kind().keyword().to_string()),
-                    source: Some(format!("#{}", error.schema_path().as_str())),
-                });
-            }
+            collect(&error, &mut violations);
         }
         violations
+    }
+}
+
+/// Turns one error into violations. LinkML writes every optional inlined object as
+/// `anyOf: [{$ref: Class}, {type: null}]`, so an error deep inside such an object surfaces as
+/// one `anyOf` failure on the object; when exactly one branch failed for a reason other than the
+/// value's JSON type, its errors are reported instead, at their own paths.
+fn collect(error: &ValidationError<'_>, out: &mut Vec<Violation>) {
+    if let ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } = error.kind() {
+        let at = error.instance_path().as_str();
+        let informative: Vec<&Vec<ValidationError<'static>>> = context
+            .iter()
+            .filter(|branch| {
+                !(branch.len() == 1
+                    && matches!(branch[0].kind(), ValidationErrorKind::Type { .. })
+                    && branch[0].instance_path().as_str() == at)
+            })
+            .collect();
+        if let [branch] = informative.as_slice() {
+            for inner in branch.iter() {
+                collect(inner, out);
+            }
+            return;
+        }
+    }
+    let base = pointer_to_json_path(error.instance_path().as_str());
+    // `required` and `additionalProperties` are reported on the parent object; name the
+    // offending key itself so a client can highlight the field.
+    let keys: Vec<String> = match error.kind() {
+        ValidationErrorKind::Required { property } => vec![property.as_str().unwrap_or_default().to_string()],
+        ValidationErrorKind::AdditionalProperties { unexpected } => unexpected.clone(),
+        _ => vec![],
+    };
+    let paths: Vec<String> = if keys.is_empty() {
+        vec![base]
+    } else {
+        keys.iter().map(|k| child_path(&base, k)).collect()
+    };
+    for path in paths {
+        out.push(Violation {
+            path,
+            message: error.to_string(),
+            severity: Severity::Error,
+            kind: "json_schema".into(),
+            constraint: Some(error.kind().keyword().to_string()),
+            source: Some(format!("#{}", error.schema_path().as_str())),
+        });
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod idp;
 pub mod records;
+pub mod corpus;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
