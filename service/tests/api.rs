@@ -244,8 +244,9 @@ async fn validate_reports_violations_in_the_contract_shape() {
     for item in results {
         assert!(item["path"].as_str().unwrap().starts_with('$'), "{item}");
         assert!(item["message"].is_string());
-        assert_eq!(item["severity"], "error");
+        assert!(["error", "warning", "info"].contains(&item["severity"].as_str().unwrap()), "{item}");
     }
+    assert!(results.iter().any(|r| r["severity"] == "error"));
     let paths: Vec<&str> = results.iter().map(|r| r["path"].as_str().unwrap()).collect();
     assert!(paths.contains(&"$.record_scope"), "{paths:?}");
     assert!(paths.contains(&"$.product_name"), "{paths:?}");
