@@ -244,7 +244,10 @@ async fn validate_reports_violations_in_the_contract_shape() {
     for item in results {
         assert!(item["path"].as_str().unwrap().starts_with('$'), "{item}");
         assert!(item["message"].is_string());
-        assert!(["error", "warning", "info"].contains(&item["severity"].as_str().unwrap()), "{item}");
+        assert!(
+            ["error", "warning", "info"].contains(&item["severity"].as_str().unwrap()),
+            "{item}"
+        );
     }
     assert!(results.iter().any(|r| r["severity"] == "error"));
     let paths: Vec<&str> = results.iter().map(|r| r["path"].as_str().unwrap()).collect();

@@ -3,9 +3,9 @@
 //! child process.
 #![allow(dead_code)]
 
+pub mod corpus;
 pub mod idp;
 pub mod records;
-pub mod corpus;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
