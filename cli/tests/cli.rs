@@ -554,3 +554,65 @@ fn version_matches_the_workspace() {
         .success()
         .stdout(format!("hex-cli {}\n", env!("CARGO_PKG_VERSION")));
 }
+
+#[tokio::test]
+async fn offline_validation_of_a_real_model_matches_the_service() {
+    let models = support::models_dir();
+    let dir = models.join("re-indicators-specification/0.0.5");
+    let server = support::ArtifactServer::http().await;
+    let mut entry = json!({"model": "re-indicators-specification", "version": "0.0.5", "root_class": "Assessment"});
+    let files = [
+        ("schema_url", "schema.json", "--schema"),
+        ("shacl_url", "shacl.ttl", "--shacl"),
+        ("linkml_url", "schema.yaml", "--linkml"),
+        ("owl_url", "model.ttl", "--owl"),
+    ];
+    for (field, file, _) in files {
+        server.set(
+            &format!("/{file}"),
+            support::Route::ok(std::fs::read(dir.join(file)).unwrap()),
+        );
+        entry[field] = json!(server.url(&format!("/{file}")));
+    }
+    let mut env = demo_env();
+    env.remove("REGISTRY_CATALOG_FILE");
+    env.insert("REGISTRY_CATALOG_JSON".into(), json!([entry]).to_string());
+    env.insert("REGISTRY_ALLOWED_HOSTS".into(), server.host_port());
+    env.insert("REGISTRY_REQUIRE_HTTPS".into(), "false".into());
+    let service = ServiceProcess::spawn(&env);
+    service.wait_ready().await;
+
+    let valid: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("examples/valid-reuse-laptop.json")).unwrap()).unwrap();
+    let mut invalid = valid.clone();
+    let first_key = invalid.as_object().unwrap().keys().next().unwrap().clone();
+    invalid.as_object_mut().unwrap().remove(&first_key);
+    invalid["unexpected_key"] = json!(true);
+    let work = tempfile::tempdir().unwrap();
+    for (name, payload) in [("valid", &valid), ("invalid", &invalid)] {
+        let file = work.path().join(format!("{name}.json"));
+        std::fs::write(&file, payload.to_string()).unwrap();
+        let online = cli(&service)
+            .args([
+                "validate",
+                "re-indicators-specification",
+                "0.0.5",
+                file.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let mut offline = Command::cargo_bin("hex-cli").unwrap();
+        offline
+            .env_clear()
+            .args(["validate", "--offline", "--root-class", "Assessment"]);
+        for (_, file_name, flag) in files {
+            offline.args([flag, dir.join(file_name).to_str().unwrap()]);
+        }
+        let offline = offline.arg(file.to_str().unwrap()).output().unwrap();
+        assert_eq!(online.status.code(), offline.status.code(), "{name}");
+        let (online, offline) = (json_of(&online.stdout), json_of(&offline.stdout));
+        assert_eq!(online["passed"], offline["passed"], "{name}");
+        assert_eq!(online["results"], offline["results"], "{name}: same violations");
+        assert_eq!(online["passed"], json!(name == "valid"), "{name}: {online:#}");
+    }
+}
