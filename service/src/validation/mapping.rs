@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::linkml::{LinkmlSchema, SlotRange};
 use super::literal::{self, LexicalCheck};
-use super::rdf::{RDF_TYPE, XSD, XSD_STRING, local_name, namespace_of, payload_node_iri, percent_encode_into};
+use super::rdf::{RDF_TYPE, local_name, namespace_of, payload_node_iri, percent_encode_into};
 use super::shacl::shapes::ShapesIndex;
 use crate::domain::report::child_path;
 
@@ -493,21 +493,12 @@ pub struct MappedPayload {
 }
 
 impl MappedPayload {
-    pub fn triple_count(&self) -> usize {
-        self.graph.len()
-    }
-
     /// The JSON path of a node, if it is a payload node.
     pub fn node_path(&self, node: TermRef<'_>) -> Option<&str> {
         match node {
             TermRef::NamedNode(n) => self.nodes.get(n.as_str()).map(|(p, _)| p.as_str()),
             _ => None,
         }
-    }
-
-    /// Every payload node with its JSON path.
-    pub fn node_paths(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.nodes.iter().map(|(iri, (path, _))| (iri.as_str(), path.as_str()))
     }
 
     /// The JSON path a result points at: the value when it is a payload node or a payload value,
@@ -660,16 +651,6 @@ fn resolve_object_def<'a>(schema: &'a Value, node: &'a Value, depth: usize) -> O
         }
     }
     None
-}
-
-/// The XSD namespace, for datatype checks elsewhere.
-pub fn is_xsd(iri: &str) -> bool {
-    iri.starts_with(XSD)
-}
-
-/// Whether a datatype is plain text (`xsd:string` or none).
-pub fn is_string_datatype(datatype: Option<&NamedNode>) -> bool {
-    datatype.is_none_or(|d| d.as_str() == XSD_STRING)
 }
 
 #[cfg(test)]
