@@ -66,8 +66,9 @@ pub struct MappingPlan {
     /// For objects whose class is not known (under an unknown key, or a literal-valued property).
     untyped: ClassPlan,
     default_namespace: String,
-    /// Prefixes for expanding references given as CURIEs.
-    linkml: Option<std::sync::Arc<LinkmlSchema>>,
+    /// The LinkML prefixes, for expanding references given as CURIEs (the plan keeps only these,
+    /// not the whole schema, which is megabytes for re-indicators).
+    prefixes: HashMap<String, String>,
 }
 
 /// One JSON key of a class while the plan is built.
@@ -268,7 +269,7 @@ impl MappingPlan {
             classes,
             untyped: ClassPlan::default(),
             default_namespace,
-            linkml: sources.linkml.cloned(),
+            prefixes: linkml.map(LinkmlSchema::prefixes).unwrap_or_default(),
         }
     }
 
@@ -443,8 +444,9 @@ impl MappingPlan {
         {
             return Some(iri);
         }
-        if let Some(expanded) = self.linkml.as_ref().and_then(|l| l.expand(value))
-            && let Ok(iri) = NamedNode::new(expanded)
+        if let Some((prefix, local)) = value.split_once(':')
+            && let Some(namespace) = self.prefixes.get(prefix)
+            && let Ok(iri) = NamedNode::new(format!("{namespace}{local}"))
         {
             return Some(iri);
         }
