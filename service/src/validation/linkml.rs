@@ -214,6 +214,11 @@ impl LinkmlSchema {
         None
     }
 
+    /// The declared (and well-known) prefixes.
+    pub fn prefixes(&self) -> HashMap<String, String> {
+        self.prefixes.clone()
+    }
+
     pub fn has_class(&self, name: &str) -> bool {
         self.classes.contains_key(name)
     }

@@ -19,7 +19,6 @@ pub enum LexicalCheck {
 
 const XSD_INTEGER: &str = "http://www.w3.org/2001/XMLSchema#integer";
 const XSD_DECIMAL: &str = "http://www.w3.org/2001/XMLSchema#decimal";
-const XSD_BOOLEAN: &str = "http://www.w3.org/2001/XMLSchema#boolean";
 
 /// Integer types derived from `xsd:integer`.
 const INTEGER_TYPES: &[&str] = &[
@@ -196,15 +195,12 @@ pub fn is_well_formed(literal: &Literal) -> bool {
     }
 }
 
-/// The datatype of a boolean literal (for callers building literals by hand).
-pub fn boolean_datatype() -> NamedNode {
-    NamedNode::new_unchecked(XSD_BOOLEAN)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    const XSD_BOOLEAN: &str = "http://www.w3.org/2001/XMLSchema#boolean";
 
     fn dt(local: &str) -> NamedNode {
         xsd(local)

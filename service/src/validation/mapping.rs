@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::linkml::{LinkmlSchema, SlotRange};
 use super::literal::{self, LexicalCheck};
-use super::rdf::{RDF_TYPE, XSD, XSD_STRING, local_name, namespace_of, payload_node_iri, percent_encode_into};
+use super::rdf::{RDF_TYPE, local_name, namespace_of, payload_node_iri, percent_encode_into};
 use super::shacl::shapes::ShapesIndex;
 use crate::domain::report::child_path;
 
@@ -66,8 +66,9 @@ pub struct MappingPlan {
     /// For objects whose class is not known (under an unknown key, or a literal-valued property).
     untyped: ClassPlan,
     default_namespace: String,
-    /// Prefixes for expanding references given as CURIEs.
-    linkml: Option<std::sync::Arc<LinkmlSchema>>,
+    /// The LinkML prefixes, for expanding references given as CURIEs (the plan keeps only these,
+    /// not the whole schema, which is megabytes for re-indicators).
+    prefixes: HashMap<String, String>,
 }
 
 /// One JSON key of a class while the plan is built.
@@ -268,7 +269,7 @@ impl MappingPlan {
             classes,
             untyped: ClassPlan::default(),
             default_namespace,
-            linkml: sources.linkml.cloned(),
+            prefixes: linkml.map(LinkmlSchema::prefixes).unwrap_or_default(),
         }
     }
 
@@ -443,8 +444,9 @@ impl MappingPlan {
         {
             return Some(iri);
         }
-        if let Some(expanded) = self.linkml.as_ref().and_then(|l| l.expand(value))
-            && let Ok(iri) = NamedNode::new(expanded)
+        if let Some((prefix, local)) = value.split_once(':')
+            && let Some(namespace) = self.prefixes.get(prefix)
+            && let Ok(iri) = NamedNode::new(format!("{namespace}{local}"))
         {
             return Some(iri);
         }
@@ -493,21 +495,12 @@ pub struct MappedPayload {
 }
 
 impl MappedPayload {
-    pub fn triple_count(&self) -> usize {
-        self.graph.len()
-    }
-
     /// The JSON path of a node, if it is a payload node.
     pub fn node_path(&self, node: TermRef<'_>) -> Option<&str> {
         match node {
             TermRef::NamedNode(n) => self.nodes.get(n.as_str()).map(|(p, _)| p.as_str()),
             _ => None,
         }
-    }
-
-    /// Every payload node with its JSON path.
-    pub fn node_paths(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.nodes.iter().map(|(iri, (path, _))| (iri.as_str(), path.as_str()))
     }
 
     /// The JSON path a result points at: the value when it is a payload node or a payload value,
@@ -660,16 +653,6 @@ fn resolve_object_def<'a>(schema: &'a Value, node: &'a Value, depth: usize) -> O
         }
     }
     None
-}
-
-/// The XSD namespace, for datatype checks elsewhere.
-pub fn is_xsd(iri: &str) -> bool {
-    iri.starts_with(XSD)
-}
-
-/// Whether a datatype is plain text (`xsd:string` or none).
-pub fn is_string_datatype(datatype: Option<&NamedNode>) -> bool {
-    datatype.is_none_or(|d| d.as_str() == XSD_STRING)
 }
 
 #[cfg(test)]

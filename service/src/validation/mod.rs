@@ -145,6 +145,8 @@ impl ModelCompiler for StandardCompiler {
             }
         }
 
+        drop(parsed);
+        release_freed_memory();
         Ok(CompiledModel {
             validators,
             target_class,
@@ -152,6 +154,22 @@ impl ModelCompiler for StandardCompiler {
         })
     }
 }
+
+/// Parsing a model's artifacts on parallel threads peaks at several times what the compiled
+/// validators keep (re-indicators: a 2.8 MB YAML tree, 2.1 MB of OWL and 1.2 MB of shapes as RDF
+/// graphs), and glibc keeps freed memory of its per-thread arenas mapped. Trimming after each
+/// compile hands it back, so the resident size reflects what the snapshot holds.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_freed_memory() {
+    // SAFETY: `malloc_trim` only releases free memory of glibc's heaps; it touches no live
+    // allocation and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_freed_memory() {}
 
 /// The `$defs` entry the JSON Schema validator targets: the class given in the catalog always;
 /// an inferred class only when the schema root accepts any object (a root that constrains

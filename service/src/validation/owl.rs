@@ -164,10 +164,6 @@ impl Ontology {
             skipped_patterns,
         }
     }
-
-    pub fn class_count(&self) -> usize {
-        self.classes.len()
-    }
 }
 
 /// The rules of `class` and of its named superclasses.

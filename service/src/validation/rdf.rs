@@ -36,6 +36,7 @@ pub fn sh(local: &'static str) -> NamedNodeRef<'static> {
         "NodeShape" => "http://www.w3.org/ns/shacl#NodeShape",
         "PropertyShape" => "http://www.w3.org/ns/shacl#PropertyShape",
         "sparql" => "http://www.w3.org/ns/shacl#sparql",
+        "select" => "http://www.w3.org/ns/shacl#select",
         other => panic!("sh:{other} is not in the helper's vocabulary list"),
     })
 }

@@ -82,10 +82,6 @@ pub mod shacl_rust_engine {
                 needs_shapes_graph,
             })
         }
-
-        pub fn shape_count(&self) -> usize {
-            self.shapes.borrow_dependent().len()
-        }
     }
 
     impl ShaclEngine for ShaclRustEngine {

@@ -90,6 +90,8 @@ impl ShapesIndex {
     /// and everything those shapes reference (property shapes, lists, `sh:node`, nested shapes),
     /// transitively. Shapes outside this set produce no focus node on such a payload, so
     /// validating against the pruned graph gives the same results as against the whole graph.
+    /// SHACL-SPARQL constraints whose query needs a class no payload node can have are left out
+    /// for the same reason (see `sparql_constraint_can_match`).
     pub fn prune(&self, classes: &HashSet<String>) -> Graph {
         let graph = &self.graph;
         let mut stack: Vec<NamedOrBlankNodeRef<'_>> = Vec::new();
@@ -111,6 +113,9 @@ impl ShapesIndex {
                 continue;
             }
             for triple in graph.triples_for_subject(node) {
+                if triple.predicate == sh("sparql") && !sparql_constraint_can_match(graph, triple.object, classes) {
+                    continue;
+                }
                 pruned.insert(triple);
                 match triple.object {
                     TermRef::BlankNode(b) => stack.push(b.into()),
@@ -130,6 +135,49 @@ impl ShapesIndex {
             }
         }
         pruned
+    }
+}
+
+/// Whether a SHACL-SPARQL constraint can produce a result on a payload graph: not when its query
+/// requires a node of a class no payload node is typed with (`?config a ex:Configuration` where
+/// payloads never contain an `ex:Configuration`), since such a query has no solution on any
+/// payload. Anything the check does not understand counts as "can match".
+fn sparql_constraint_can_match(graph: &Graph, constraint: TermRef<'_>, classes: &HashSet<String>) -> bool {
+    let Some(node) = as_subject(constraint) else {
+        return true;
+    };
+    let Some(query) = literal_object(graph, node, sh("select")) else {
+        return true;
+    };
+    match spargebra::SparqlParser::new().parse_query(query) {
+        Ok(spargebra::Query::Select { pattern, .. }) => !requires_absent_class(&pattern, classes),
+        _ => true,
+    }
+}
+
+/// True when every solution of `pattern` needs an `rdf:type` triple with a class outside
+/// `classes`.
+fn requires_absent_class(pattern: &spargebra::algebra::GraphPattern, classes: &HashSet<String>) -> bool {
+    use spargebra::algebra::GraphPattern as P;
+    use spargebra::term::{NamedNodePattern, TermPattern};
+    match pattern {
+        P::Bgp { patterns } => patterns.iter().any(|t| {
+            matches!(&t.predicate, NamedNodePattern::NamedNode(p) if p.as_ref() == RDF_TYPE)
+                && matches!(&t.object, TermPattern::NamedNode(c) if !classes.contains(c.as_str()))
+        }),
+        P::Join { left, right } => requires_absent_class(left, classes) || requires_absent_class(right, classes),
+        P::Union { left, right } => requires_absent_class(left, classes) && requires_absent_class(right, classes),
+        P::LeftJoin { left, .. } | P::Minus { left, .. } => requires_absent_class(left, classes),
+        P::Filter { inner, .. }
+        | P::Extend { inner, .. }
+        | P::OrderBy { inner, .. }
+        | P::Project { inner, .. }
+        | P::Distinct { inner }
+        | P::Reduced { inner }
+        | P::Slice { inner, .. } => requires_absent_class(inner, classes),
+        // An aggregate without GROUP BY yields one row even from no solution.
+        P::Group { inner, variables, .. } => !variables.is_empty() && requires_absent_class(inner, classes),
+        _ => false,
     }
 }
 
@@ -204,5 +252,29 @@ mod tests {
             assert!(subjects.contains(&format!("https://ex.org/{kept}")), "{kept} kept");
         }
         assert!(!subjects.contains("https://ex.org/Unrelated"));
+    }
+
+    #[test]
+    fn sparql_constraints_needing_a_class_no_payload_has_are_pruned() {
+        let shapes = r#"
+            @prefix sh: <http://www.w3.org/ns/shacl#> .
+            @prefix ex: <https://ex.org/> .
+            ex:Root sh:targetClass ex:Root ;
+                sh:sparql [ sh:select "PREFIX ex: <https://ex.org/> SELECT $this WHERE { ?c a ex:Config ; ex:id ?id . $this ex:ref ?id }" ] ,
+                          [ sh:select "PREFIX ex: <https://ex.org/> SELECT $this WHERE { $this ex:a ?x . FILTER NOT EXISTS { $this ex:b ?y } }" ] ,
+                          [ sh:select "PREFIX ex: <https://ex.org/> SELECT $this WHERE { { ?c a ex:Config } UNION { $this ex:a ?x } }" ] ,
+                          [ sh:select "PREFIX ex: <https://ex.org/> SELECT (COUNT(?c) AS ?n) WHERE { ?c a ex:Config }" ] .
+        "#;
+        let index = ShapesIndex::new(parse_turtle(shapes.as_bytes(), "shapes").unwrap());
+        let pruned = index.prune(&["https://ex.org/Root".to_string()].into());
+        let kept: Vec<String> = pruned
+            .triples_for_predicate(sh("select"))
+            .map(|t| t.object.to_string())
+            .collect();
+        assert_eq!(kept.len(), 3, "{kept:?}");
+        assert!(
+            !kept.iter().any(|q| q.contains("ex:id")),
+            "the Config join is pruned: {kept:?}"
+        );
     }
 }
