@@ -295,3 +295,105 @@ where
         Err(e) => panic!("delete {name}: {e}"),
     }
 }
+
+/// Server-side applies every CRD under `crds/` and waits until each is established.
+pub async fn install_crds(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    use kube::runtime::wait::{await_condition, conditions};
+
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let dir = repo_root().join("crds");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no CRDs in {}", dir.display());
+    for file in files {
+        let crd: CustomResourceDefinition =
+            serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).expect("CRD YAML");
+        let name = crd.metadata.name.clone().expect("CRD name");
+        crds.patch(
+            &name,
+            &PatchParams::apply("hex-core-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("apply {}: {e}", file.display()));
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(crds.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("CRD {name} not established within 30 s"))
+        .expect("watch the CRD");
+    }
+}
+
+/// The message of an API error, failing on anything else.
+pub fn api_error_message<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> (u16, String) {
+    match result {
+        Err(kube::Error::Api(status)) => (status.code, status.message),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// An operator running in this test process, stopped when dropped.
+pub struct RunningOperator {
+    pub handle: Arc<hex_core_operator::operator::Handle>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningOperator {
+    /// Starts the operator on `client`, scoped to `namespace`, without leader election.
+    pub fn start(client: Client, namespace: &str) -> Self {
+        Self::start_with(
+            client,
+            hex_core_operator::operator::Options {
+                namespaces: vec![namespace.to_string()],
+                election: None,
+                settings: fast_settings(),
+            },
+        )
+    }
+
+    pub fn start_with(client: Client, options: hex_core_operator::operator::Options) -> Self {
+        init_logging();
+        let (handle, future) = hex_core_operator::operator::start(client, options);
+        let task = tokio::spawn(future);
+        Self { handle, task }
+    }
+
+    pub fn stop(self) {}
+}
+
+impl Drop for RunningOperator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Settings for tests: short backoff cap so convergence retries are quick.
+pub fn fast_settings() -> hex_core_operator::controller::Settings {
+    hex_core_operator::controller::Settings {
+        refresh_timeout: Duration::from_secs(3),
+        backoff_cap: Duration::from_secs(2),
+        resync: Duration::from_secs(300),
+        instance: "test-operator".to_string(),
+    }
+}
+
+/// Operator logs in test output, filtered by `RUST_LOG` (default: warnings).
+pub fn init_logging() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
