@@ -1,4 +1,18 @@
 //! hex-core operator: reconciles `ModelCatalog` and `HexCoreService` into running data planes.
 //!
-//! The custom resources and the reconcilers arrive with the operator issue; this crate currently
-//! holds the binary's entry point and the integration-test support for the real control plane.
+//! - [`crd`]: the custom resources; [`crdgen`] renders them as the YAML under `crds/`.
+//! - [`desired`]: pure desired-state functions (catalog merge, ConfigMaps, Deployment, ...).
+//! - [`apply`]: the thin server-side-apply layer that writes only what changed.
+//! - [`refresh`]: verified catalog delivery to every ready replica.
+//! - [`controller`]: the reconcilers; [`operator`]: leader election, health and metrics server.
+
+pub mod apply;
+pub mod conditions;
+pub mod controller;
+pub mod crd;
+pub mod crdgen;
+pub mod desired;
+pub mod lease;
+pub mod metrics;
+pub mod operator;
+pub mod refresh;

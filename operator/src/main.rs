@@ -1,14 +1,150 @@
-//! `hex-core-operator` binary.
+//! `hex-core-operator` binary: `run` (the default) and `crdgen`.
 
-use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use hex_core_operator::controller::Settings;
+use hex_core_operator::lease::ElectionTiming;
+use hex_core_operator::operator::{self, Election, Options};
 
 /// hex-core Kubernetes operator (reconciles ModelCatalog and HexCoreService).
 #[derive(Parser, Debug)]
 #[command(name = "hex-core-operator", version, about)]
-struct Cli {}
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write the CustomResourceDefinitions as YAML files into a directory.
+    Crdgen {
+        /// Output directory.
+        #[arg(long, default_value = "crds")]
+        out: PathBuf,
+    },
+}
+
+/// Without a subcommand the operator runs the controllers.
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Namespaces to watch, comma-separated; empty: all namespaces.
+    #[arg(long, env = "HEX_OPERATOR_NAMESPACES", value_delimiter = ',', num_args = 0..)]
+    namespaces: Vec<String>,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "HEX_OPERATOR_HTTP_ADDR", default_value = "0.0.0.0:8081")]
+    http_addr: SocketAddr,
+    /// Disable leader election (only safe with a single replica).
+    #[arg(long, env = "HEX_OPERATOR_NO_LEADER_ELECTION")]
+    no_leader_election: bool,
+    /// Namespace of the leader Lease (default: the pod's namespace, POD_NAMESPACE).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(long, env = "HEX_OPERATOR_LEASE_NAME", default_value = "hex-core-operator")]
+    lease_name: String,
+    /// This replica's identity in the Lease (default: POD_NAME, else hostname-pid).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    log_level: String,
+}
 
 fn main() {
-    let _cli = Cli::parse();
-    eprintln!("hex-core-operator: the reconcilers are not part of this build yet (see the operator issue)");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Crdgen { out }) => match hex_core_operator::crdgen::write_all(&out) {
+            Ok(files) => {
+                for f in files {
+                    println!("{}", f.display());
+                }
+            }
+            Err(e) => {
+                eprintln!("hex-core-operator crdgen: {e}");
+                std::process::exit(1);
+            }
+        },
+        None => run(cli.run),
+    }
+}
+
+fn run(args: RunArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level).unwrap_or_else(|e| {
+        eprintln!("invalid configuration: LOG_LEVEL={:?}: {e}", args.log_level);
+        std::process::exit(2);
+    });
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .init();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| {
+            eprintln!("hex-core-operator: cannot start the runtime: {e}");
+            std::process::exit(1);
+        });
+    runtime.block_on(async move {
+        let client = match kube::Client::try_default().await {
+            Ok(c) => c,
+            Err(error) => {
+                tracing::error!(%error, "no Kubernetes client configuration (in-cluster or KUBECONFIG)");
+                std::process::exit(1);
+            }
+        };
+        let identity = args.identity.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), std::process::id())
+        });
+        let options = Options {
+            namespaces: args.namespaces.iter().filter(|n| !n.is_empty()).cloned().collect(),
+            election: (!args.no_leader_election).then(|| Election {
+                namespace: args.lease_namespace.clone(),
+                lease_name: args.lease_name.clone(),
+                identity: identity.clone(),
+                timing: ElectionTiming::default(),
+            }),
+            settings: Settings {
+                instance: identity,
+                ..Settings::default()
+            },
+        };
+        let (handle, operator) = operator::start(client, options);
+        let server = operator::serve(args.http_addr, handle);
+        tokio::select! {
+            _ = operator => {}
+            result = server => {
+                if let Err(error) = result {
+                    tracing::error!(%error, addr = %args.http_addr, "cannot serve the health endpoints");
+                    std::process::exit(2);
+                }
+            }
+            _ = shutdown_signal() => tracing::info!("shutting down"),
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or(());
 }

@@ -1,0 +1,139 @@
+//! The thin write layer: server-side apply with one field manager, skipped when nothing would
+//! change.
+//!
+//! "Nothing would change" needs two checks. The `hex-core.dev/applied-hash` annotation records
+//! which desired object was last applied, so a field *removed* from the desired state (which SSA
+//! would prune) is noticed. And the desired object must be contained in the live one, so an
+//! edit by someone else (drift) is noticed and undone. Server-added fields (defaults, status,
+//! other managers' fields) are ignored by the containment check.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Resource};
+
+use crate::desired::{APPLIED_HASH_ANNOTATION, MANAGER, sha256_hex};
+
+/// What an apply did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Unchanged,
+    Created,
+    Updated,
+}
+
+impl Outcome {
+    pub fn wrote(self) -> bool {
+        self != Outcome::Unchanged
+    }
+}
+
+/// True when every field of `desired` has the same value in `live` (lists: same length and
+/// element-wise containment).
+pub fn contained_in(desired: &Value, live: &Value) -> bool {
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => d
+            .iter()
+            .all(|(k, dv)| l.get(k).is_some_and(|lv| contained_in(dv, lv)) || (dv.is_null() && l.get(k).is_none())),
+        (Value::Array(d), Value::Array(l)) => d.len() == l.len() && d.iter().zip(l).all(|(a, b)| contained_in(a, b)),
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (a, b) => a == b,
+    }
+}
+
+/// `desired` with the applied-hash annotation set to the hash of `desired` itself.
+pub fn with_applied_hash(mut desired: Value) -> Value {
+    let hash = sha256_hex(desired.to_string().as_bytes());
+    if let Some(meta) = desired.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = meta
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(map) = annotations.as_object_mut() {
+            map.insert(APPLIED_HASH_ANNOTATION.to_string(), Value::String(hash));
+        }
+    }
+    desired
+}
+
+/// Server-side applies `desired` (a full object with apiVersion, kind, metadata.name) unless the
+/// live object already matches it. `live` is the current object, if the caller has it.
+pub async fn apply<K>(api: &Api<K>, live: Option<&K>, desired: Value) -> Result<Outcome, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let desired = with_applied_hash(desired);
+    let name = desired["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    if let Some(live) = live {
+        let live = serde_json::to_value(live).map_err(kube::Error::SerdeError)?;
+        if contained_in(&desired, &live) {
+            return Ok(Outcome::Unchanged);
+        }
+    }
+    let params = PatchParams::apply(MANAGER).force();
+    api.patch(&name, &params, &Patch::Apply(&desired)).await?;
+    Ok(if live.is_some() {
+        Outcome::Updated
+    } else {
+        Outcome::Created
+    })
+}
+
+/// Creates `desired` unless it exists; never updates (for objects such as the generated admin
+/// token, which reconcile must not rotate). Returns true when it created the object.
+pub async fn create_if_absent<K>(api: &Api<K>, desired: &K) -> Result<bool, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    match api.create(&PostParams::default(), desired).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn server_added_fields_do_not_count_as_differences() {
+        let desired = json!({"spec": {"replicas": 2, "ports": [{"name": "http", "port": 80}]}});
+        let live = json!({"spec": {"replicas": 2, "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
+                           "revisionHistoryLimit": 10}, "status": {"x": 1}});
+        assert!(contained_in(&desired, &live));
+    }
+
+    #[test]
+    fn edited_values_and_changed_list_lengths_are_differences() {
+        let desired = json!({"spec": {"replicas": 2, "ports": [{"port": 80}]}});
+        assert!(!contained_in(
+            &desired,
+            &json!({"spec": {"replicas": 5, "ports": [{"port": 80}]}})
+        ));
+        assert!(!contained_in(
+            &desired,
+            &json!({"spec": {"replicas": 2, "ports": [{"port": 80}, {"port": 81}]}})
+        ));
+        assert!(!contained_in(&desired, &json!({"spec": {"replicas": 2}})));
+    }
+
+    #[test]
+    fn the_applied_hash_tracks_the_desired_object() {
+        let a = with_applied_hash(json!({"metadata": {"name": "x"}, "data": {"k": "1"}}));
+        let b = with_applied_hash(json!({"metadata": {"name": "x"}, "data": {"k": "1"}}));
+        let c = with_applied_hash(json!({"metadata": {"name": "x"}, "data": {}}));
+        let hash = |v: &Value| v["metadata"]["annotations"][APPLIED_HASH_ANNOTATION].clone();
+        assert_eq!(hash(&a), hash(&b));
+        assert_ne!(
+            hash(&a),
+            hash(&c),
+            "a removed field changes the hash, so the removal is applied"
+        );
+        // A live object still carrying the removed key contains the new desired data, but not its hash.
+        assert!(!contained_in(&c, &a));
+    }
+}

@@ -1,0 +1,484 @@
+//! The operator's custom resources, `hex-core.dev/v1alpha1`: `ModelCatalog` and `HexCoreService`.
+//!
+//! Design rules for these schemas:
+//! - No schema `default`s: a defaulted field shows up in the live object but not in Git, and
+//!   GitOps tools then report permanent drift. Absent fields are defaulted by the operator instead,
+//!   and the defaults are documented on each field.
+//! - What the API server can check, it checks (CEL `x-kubernetes-validations`, lengths, minimums),
+//!   so a bad object is refused at `kubectl apply` time with a clear message rather than surfacing
+//!   later as a condition. Every list and string a CEL rule iterates over has a maximum size, so
+//!   the rules stay within the API server's cost budget.
+
+// `printcolumn(...)` repeats `type_ = ...` per column, which this lint mistakes for duplicates.
+#![allow(clippy::duplicated_attributes)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, LocalObjectReference, ResourceRequirements, Toleration, TopologySpreadConstraint,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of the operator's resources.
+pub const GROUP: &str = "hex-core.dev";
+/// API version of the operator's resources.
+pub const VERSION: &str = "v1alpha1";
+
+// ---------------------------------------------------------------------------------------------
+// ModelCatalog
+// ---------------------------------------------------------------------------------------------
+
+/// A list of model versions and the URLs of their artifacts. HexCoreServices select catalogs;
+/// the operator merges the selected ones into the catalog file each data plane serves.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "hex-core.dev",
+    version = "v1alpha1",
+    kind = "ModelCatalog",
+    namespaced,
+    status = "ModelCatalogStatus",
+    derive = "PartialEq",
+    shortname = "mcat",
+    category = "hexcore",
+    doc = "A catalog of model versions and the URLs of their artifacts, selected by HexCoreServices.",
+    printcolumn(name = "Models", type_ = "integer", json_path = ".status.modelCount"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Catalog",
+        type_ = "string",
+        json_path = ".status.catalogSha256",
+        priority = 1
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelCatalogSpec {
+    /// The model versions. A `(model, version)` pair appears at most once.
+    #[schemars(length(min = 1, max = 100))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(x, self.exists_one(y, y.model == x.model && y.version == x.version))",
+        "message": "each (model, version) pair may appear only once in a catalog"
+    }]))]
+    pub models: Vec<CatalogModel>,
+}
+
+/// One model version and where its artifacts live.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.schemaUrl) || has(self.shaclUrl) || has(self.owlUrl) || has(self.openapiUrl) || has(self.routeUrl)",
+    "message": "each model needs at least one of schemaUrl, shaclUrl, owlUrl, openapiUrl or routeUrl"
+}]))]
+pub struct CatalogModel {
+    /// Model name, e.g. `dp-record-metadata`.
+    #[schemars(length(min = 1, max = 128), pattern(r"^[A-Za-z0-9._+-]+$"))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "!self.contains('..')", "message": "must not contain '..'"}]))]
+    pub model: String,
+    /// Model version, e.g. `0.0.4`.
+    #[schemars(length(min = 1, max = 128), pattern(r"^[A-Za-z0-9._+-]+$"))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "!self.contains('..')", "message": "must not contain '..'"}]))]
+    pub version: String,
+    /// JSON Schema URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), extend("x-kubernetes-validations" = [{"rule": "isURL(self) && url(self).getScheme() in ['http', 'https']", "message": "must be an absolute http:// or https:// URL"}]))]
+    pub schema_url: Option<String>,
+    /// SHACL shapes URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), extend("x-kubernetes-validations" = [{"rule": "isURL(self) && url(self).getScheme() in ['http', 'https']", "message": "must be an absolute http:// or https:// URL"}]))]
+    pub shacl_url: Option<String>,
+    /// OWL ontology URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), extend("x-kubernetes-validations" = [{"rule": "isURL(self) && url(self).getScheme() in ['http', 'https']", "message": "must be an absolute http:// or https:// URL"}]))]
+    pub owl_url: Option<String>,
+    /// OpenAPI document URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), extend("x-kubernetes-validations" = [{"rule": "isURL(self) && url(self).getScheme() in ['http', 'https']", "message": "must be an absolute http:// or https:// URL"}]))]
+    pub openapi_url: Option<String>,
+    /// Route (storage mapping) artifact URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), extend("x-kubernetes-validations" = [{"rule": "isURL(self) && url(self).getScheme() in ['http', 'https']", "message": "must be an absolute http:// or https:// URL"}]))]
+    pub route_url: Option<String>,
+    /// LinkML source URL (informational).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), extend("x-kubernetes-validations" = [{"rule": "isURL(self) && url(self).getScheme() in ['http', 'https']", "message": "must be an absolute http:// or https:// URL"}]))]
+    pub linkml_url: Option<String>,
+    /// Root class of the model's records (informational).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub root_class: Option<String>,
+}
+
+/// What the operator last observed about a ModelCatalog.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelCatalogStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Number of model versions in the catalog.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_count: Option<i32>,
+    /// SHA-256 of this catalog alone, in the service's catalog format.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog_sha256: Option<String>,
+    /// `Ready`: the catalog is well-formed and usable by HexCoreServices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Option<Vec<Condition>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// HexCoreService
+// ---------------------------------------------------------------------------------------------
+
+/// A hex-core data plane: a Deployment of `hex-core-service` serving the merged selected catalogs.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "hex-core.dev",
+    version = "v1alpha1",
+    kind = "HexCoreService",
+    namespaced,
+    status = "HexCoreServiceStatus",
+    derive = "PartialEq",
+    shortname = "hcs",
+    category = "hexcore",
+    doc = "A hex-core data plane: Deployment, Service and configuration of hex-core-service, serving the merged selected ModelCatalogs.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Catalog", type_ = "string", json_path = ".status.catalogConvergence"),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(name = "Paused", type_ = "boolean", json_path = ".spec.paused", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct HexCoreServiceSpec {
+    /// Container image of hex-core-service, e.g. `registry.example/hex-core-service:0.1.0`.
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+    /// Image pull policy (`Always`, `IfNotPresent`, `Never`); Kubernetes' default when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self in ['Always', 'IfNotPresent', 'Never']", "message": "must be Always, IfNotPresent or Never"}]))]
+    pub image_pull_policy: Option<String>,
+    /// Number of replicas (default 1). Served by the `scale` subresource, so `kubectl scale` works.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: Option<i32>,
+    /// Which ModelCatalogs (in this namespace) this service serves, merged.
+    pub catalogs: CatalogSelection,
+    /// Artifact fetch policy.
+    pub registry: RegistryPolicy,
+    /// Where records are stored (default: the in-memory adapter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub io_adapter: Option<IoAdapterSpec>,
+    /// Authentication of callers.
+    pub auth: AuthSpec,
+    /// HTTP server settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerSpec>,
+    /// Log level (default `info`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self in ['trace', 'debug', 'info', 'warn', 'error']", "message": "must be one of trace, debug, info, warn, error"}]))]
+    pub log_level: Option<String>,
+    /// Prometheus metrics at `/admin/metrics`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsSpec>,
+    /// Container resources (default requests 100m CPU / 128Mi, limits 500m CPU / 512Mi).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Pod scheduling and metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementSpec>,
+    /// A PodDisruptionBudget for the pods (none when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_disruption_budget: Option<PdbSpec>,
+    /// While true, the operator changes nothing but this object's status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+}
+
+/// ModelCatalogs to serve: by label selector, by name, or both (the union).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.selector) || (has(self.names) && size(self.names) > 0)",
+    "message": "select catalogs with a selector, names, or both"
+}]))]
+pub struct CatalogSelection {
+    /// Label selector over ModelCatalogs in this namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+    /// ModelCatalog names in this namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
+    pub names: Option<Vec<String>>,
+}
+
+/// Which artifact hosts the service may fetch from, and how.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryPolicy {
+    /// `REGISTRY_ALLOWED_HOSTS`: `host` (any port) or `host:port` entries.
+    #[schemars(length(min = 1, max = 64))]
+    pub allowed_hosts: Vec<String>,
+    /// `REGISTRY_REQUIRE_HTTPS` (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_https: Option<bool>,
+    /// Artifact cache across refreshes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSpec>,
+    /// `REGISTRY_FETCH_TIMEOUT_MS`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub fetch_timeout_ms: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheSpec {
+    /// `REGISTRY_CACHE_ENABLED`.
+    pub enabled: bool,
+    /// `REGISTRY_CACHE_TTL_SECS`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub ttl_seconds: Option<i64>,
+}
+
+/// The record store behind the service.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.id != 'http' || has(self.baseUrl)", "message": "the http adapter needs baseUrl"},
+    {"rule": "self.id != 'postgres' || has(self.credentialsSecretRef)", "message": "the postgres adapter needs credentialsSecretRef (the database URL)"}
+]))]
+pub struct IoAdapterSpec {
+    /// `IO_ADAPTER_ID`: `memory`, `embedded`, `http` or `postgres`.
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self in ['memory', 'embedded', 'http', 'postgres']", "message": "must be one of memory, embedded, http, postgres"}]))]
+    pub id: String,
+    /// `IO_ADAPTER_VERSION`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub version: Option<String>,
+    /// `IO_ADAPTER_BASE_URL` (http adapter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), extend("x-kubernetes-validations" = [{"rule": "isURL(self) && url(self).getScheme() in ['http', 'https']", "message": "must be an absolute http:// or https:// URL"}]))]
+    pub base_url: Option<String>,
+    /// `IO_ADAPTER_TIMEOUT_MS`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub timeout_ms: Option<i64>,
+    /// Secret key holding the adapter's credential: for `postgres`, the database URL
+    /// (`IO_ADAPTER_DATABASE_URL`). Injected from the Secret, never copied into a ConfigMap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretKeyRef>,
+}
+
+/// A key of a Secret in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// How callers authenticate. The operator itself always uses the machine admin credential
+/// (`AUTH_ADMIN_TOKEN_FILE`), which the service accepts for admin endpoints in every mode.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.mode != 'jwt_jwks' || has(self.jwt)", "message": "mode jwt_jwks needs the jwt settings"},
+    {"rule": "self.mode != 'none' || (has(self.none) && self.none.allowInsecure)", "message": "mode none needs none.allowInsecure: true"}
+]))]
+pub struct AuthSpec {
+    /// `AUTH_MODE`: `jwt_jwks`, `forward_auth` or `none`.
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self in ['jwt_jwks', 'forward_auth', 'none']", "message": "must be one of jwt_jwks, forward_auth, none"}]))]
+    pub mode: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward: Option<ForwardAuthSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub none: Option<NoneAuthSpec>,
+    /// `AUTH_ADMIN_ROLE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub admin_role: Option<String>,
+    /// `AUTH_ENFORCE_SCOPES`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforce_scopes: Option<bool>,
+    /// The machine admin token the operator uses for `POST /admin/registry/refresh`. When absent,
+    /// the operator creates a Secret `<name>-admin-token` with a random token once and never
+    /// rotates it (delete the Secret to rotate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token_secret_ref: Option<SecretKeyRef>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtSpec {
+    /// `AUTH_JWKS_URL`.
+    #[schemars(length(max = 2048), extend("x-kubernetes-validations" = [{"rule": "isURL(self) && url(self).getScheme() in ['http', 'https']", "message": "must be an absolute http:// or https:// URL"}]))]
+    pub jwks_url: String,
+    /// `AUTH_ISSUER`.
+    pub issuer: String,
+    /// `AUTH_AUDIENCE`.
+    pub audience: String,
+    /// `AUTH_JWKS_REFRESH_SECS`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub refresh_seconds: Option<i64>,
+    /// `AUTH_LEEWAY_SECS`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub leeway_seconds: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForwardAuthSpec {
+    /// `AUTH_FORWARD_SUBJECT_HEADER`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_header: Option<String>,
+    /// `AUTH_FORWARD_ROLES_HEADER`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles_header: Option<String>,
+    /// `AUTH_FORWARD_SCOPES_HEADER`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes_header: Option<String>,
+    /// `AUTH_FORWARD_TENANT_HEADER`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_header: Option<String>,
+    /// `AUTH_FORWARD_TOKEN_HEADER`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_header: Option<String>,
+}
+
+/// `AUTH_MODE=none`: every caller gets this identity. For development only.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NoneAuthSpec {
+    /// `AUTH_ALLOW_INSECURE_NONE`: must be true for mode none.
+    pub allow_insecure: bool,
+    /// `AUTH_NONE_SUBJECT`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// `AUTH_NONE_ROLES`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    /// `AUTH_NONE_SCOPES`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// `AUTH_NONE_TENANT`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerSpec {
+    /// `SERVER_PORT` and the container/Service port (default 8080).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+    /// `SERVER_REQUEST_MAX_BYTES`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub request_max_bytes: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsSpec {
+    /// `METRICS_ENABLED`.
+    pub enabled: bool,
+}
+
+/// Where and how pods run.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
+    /// Extra pod annotations (the operator's own `hex-core.dev/*` keys win).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_annotations: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+}
+
+/// A PodDisruptionBudget: exactly one of `minAvailable` and `maxUnavailable`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.minAvailable) != has(self.maxUnavailable)",
+    "message": "set exactly one of minAvailable and maxUnavailable"
+}]))]
+pub struct PdbSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<IntOrString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+}
+
+/// What the operator last observed about a HexCoreService.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HexCoreServiceStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Pods of the Deployment (for the scale subresource).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Ready pods of the Deployment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// Label selector of the pods, as a string (for the scale subresource and HPAs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// SHA-256 of the merged catalog file the operator delivered (what replicas must report).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog_sha256: Option<String>,
+    /// How many ready replicas serve `catalogSha256`, e.g. `2/3 on 1a2b3c4d5e6f`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog_convergence: Option<String>,
+    /// Ready replicas confirmed to serve `catalogSha256`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub converged_replicas: Option<i32>,
+    /// ModelCatalogs merged into the catalog, sorted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalogs: Option<Vec<String>>,
+    /// When a replica last confirmed a refresh onto the current catalog.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_refresh_time: Option<Time>,
+    /// `Ready`, `CatalogSynced`, `Progressing`, `Degraded`, `ReconciliationPaused`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Option<Vec<Condition>>,
+}

@@ -1,0 +1,216 @@
+//! The committed CRDs on a real API server: installable, served, and validating with CEL.
+
+mod support;
+
+use hex_core_operator::crd::{HexCoreService, ModelCatalog};
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::{Value, json};
+use support::{TestNs, api_error_message, install_crds};
+
+fn catalog(name: &str, models: Value) -> ModelCatalog {
+    serde_json::from_value(json!({
+        "apiVersion": "hex-core.dev/v1alpha1",
+        "kind": "ModelCatalog",
+        "metadata": {"name": name},
+        "spec": {"models": models},
+    }))
+    .expect("ModelCatalog JSON")
+}
+
+fn service(name: &str, spec_patch: Value) -> HexCoreService {
+    let mut spec = json!({
+        "image": "registry.example/hex-core-service:0.1.0",
+        "replicas": 1,
+        "catalogs": {"names": ["c"]},
+        "registry": {"allowedHosts": ["models.example"]},
+        "auth": {"mode": "forward_auth"},
+    });
+    merge(&mut spec, spec_patch);
+    serde_json::from_value(json!({
+        "apiVersion": "hex-core.dev/v1alpha1",
+        "kind": "HexCoreService",
+        "metadata": {"name": name},
+        "spec": spec,
+    }))
+    .expect("HexCoreService JSON")
+}
+
+fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
+/// Creates `obj` raw (bypassing the Rust types' own checks) and returns the API server's verdict.
+async fn create_raw<K>(api: &Api<K>, obj: &K) -> Result<K, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    api.create(&PostParams::default(), obj).await
+}
+
+#[tokio::test]
+async fn a_valid_catalog_is_accepted_and_read_back() {
+    let ns = TestNs::new("crd-valid").await;
+    install_crds(&ns.client).await;
+    let api: Api<ModelCatalog> = Api::namespaced(ns.client.clone(), &ns.name);
+    let models = json!([
+        {"model": "m", "version": "1.0.0", "schemaUrl": "https://models.example/m/1.0.0/schema.json"},
+        {"model": "m", "version": "2.0.0", "shaclUrl": "http://models.example/m/2.0.0/shapes.ttl", "rootClass": "Root"},
+    ]);
+    create_raw(&api, &catalog("ok", models)).await.expect("a valid catalog");
+    let read = api.get("ok").await.unwrap();
+    assert_eq!(read.spec.models.len(), 2);
+    assert_eq!(read.spec.models[1].root_class.as_deref(), Some("Root"));
+}
+
+#[tokio::test]
+async fn cel_rejects_a_duplicate_model_version_with_the_servers_message() {
+    let ns = TestNs::new("crd-dup").await;
+    install_crds(&ns.client).await;
+    let api: Api<ModelCatalog> = Api::namespaced(ns.client.clone(), &ns.name);
+    let models = json!([
+        {"model": "m", "version": "1.0.0", "schemaUrl": "https://h/a.json"},
+        {"model": "m", "version": "1.0.0", "schemaUrl": "https://h/b.json"},
+    ]);
+    let (code, message) = api_error_message(create_raw(&api, &catalog("dup", models)).await);
+    assert_eq!(code, 422, "{message}");
+    assert!(
+        message.contains("each (model, version) pair may appear only once in a catalog"),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.models"),
+        "the message names the field: {message}"
+    );
+}
+
+#[tokio::test]
+async fn cel_rejects_non_http_urls_and_entries_without_any_url() {
+    let ns = TestNs::new("crd-url").await;
+    install_crds(&ns.client).await;
+    let api: Api<ModelCatalog> = Api::namespaced(ns.client.clone(), &ns.name);
+
+    for (name, url) in [
+        ("ftp", "ftp://h/schema.json"),
+        ("relative", "models/schema.json"),
+        ("file", "file:///etc/passwd"),
+    ] {
+        let models = json!([{"model": "m", "version": "1", "schemaUrl": url}]);
+        let (code, message) = api_error_message(create_raw(&api, &catalog(name, models)).await);
+        assert_eq!(code, 422, "{url}: {message}");
+        assert!(
+            message.contains("must be an absolute http:// or https:// URL"),
+            "{url}: {message}"
+        );
+        assert!(message.contains("schemaUrl"), "{url}: {message}");
+    }
+
+    let models = json!([{"model": "m", "version": "1", "linkmlUrl": "https://h/schema.yaml"}]);
+    let (code, message) = api_error_message(create_raw(&api, &catalog("nourl", models)).await);
+    assert_eq!(code, 422);
+    assert!(
+        message.contains("each model needs at least one of schemaUrl, shaclUrl, owlUrl, openapiUrl or routeUrl"),
+        "{message}"
+    );
+
+    let models = json!([{"model": "../etc", "version": "1", "schemaUrl": "https://h/s.json"}]);
+    let (code, message) = api_error_message(create_raw(&api, &catalog("dots", models)).await);
+    assert_eq!(code, 422, "{message}");
+}
+
+#[tokio::test]
+async fn invalid_services_are_rejected_with_the_servers_message() {
+    let ns = TestNs::new("crd-hcs").await;
+    install_crds(&ns.client).await;
+    let api: Api<HexCoreService> = Api::namespaced(ns.client.clone(), &ns.name);
+
+    create_raw(&api, &service("ok", json!({})))
+        .await
+        .expect("a valid service");
+
+    let cases = [
+        (
+            "negative",
+            json!({"replicas": -1}),
+            "should be greater than or equal to 0",
+        ),
+        (
+            "mode",
+            json!({"auth": {"mode": "basic"}}),
+            "must be one of jwt_jwks, forward_auth, none",
+        ),
+        (
+            "jwt",
+            json!({"auth": {"mode": "jwt_jwks"}}),
+            "mode jwt_jwks needs the jwt settings",
+        ),
+        (
+            "none",
+            json!({"auth": {"mode": "none", "none": {"allowInsecure": false}}}),
+            "mode none needs none.allowInsecure: true",
+        ),
+        (
+            "pg",
+            json!({"ioAdapter": {"id": "postgres"}}),
+            "the postgres adapter needs credentialsSecretRef",
+        ),
+        (
+            "http",
+            json!({"ioAdapter": {"id": "http"}}),
+            "the http adapter needs baseUrl",
+        ),
+        (
+            "nocat",
+            json!({"catalogs": {"names": []}}),
+            "select catalogs with a selector, names, or both",
+        ),
+        (
+            "loglevel",
+            json!({"logLevel": "verbose"}),
+            "must be one of trace, debug, info, warn, error",
+        ),
+        (
+            "pdb",
+            json!({"podDisruptionBudget": {"minAvailable": 1, "maxUnavailable": 1}}),
+            "set exactly one of minAvailable and maxUnavailable",
+        ),
+    ];
+    for (name, patch, expected) in cases {
+        let (code, message) = api_error_message(create_raw(&api, &service(name, patch)).await);
+        assert_eq!(code, 422, "{name}: {message}");
+        assert!(message.contains(expected), "{name}: expected {expected:?} in {message}");
+    }
+}
+
+#[tokio::test]
+async fn short_names_categories_and_printer_columns_work_with_kubectl() {
+    let ns = TestNs::new("crd-kubectl").await;
+    install_crds(&ns.client).await;
+    let api: Api<ModelCatalog> = Api::namespaced(ns.client.clone(), &ns.name);
+    create_raw(
+        &api,
+        &catalog(
+            "c",
+            json!([{"model": "m", "version": "1", "schemaUrl": "https://h/s.json"}]),
+        ),
+    )
+    .await
+    .unwrap();
+    let out = ns.kubectl(&["get", "mcat"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("MODELS") && stdout.contains("READY") && stdout.contains("AGE"),
+        "{stdout}"
+    );
+    let out = ns.kubectl(&["get", "hexcore", "-o", "name"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("modelcatalog.hex-core.dev/c"));
+}

@@ -1,0 +1,390 @@
+//! End to end without a kubelet: the real `hex-core-service` binary runs locally, standing in for
+//! a pod. The test plays the kubelet's two parts: it keeps a local catalog file in sync with the
+//! catalog ConfigMap (the volume sync) and publishes an EndpointSlice with a ready endpoint at
+//! this machine's address (the endpoints controller). The API server refuses loopback addresses in
+//! EndpointSlices (`may not be in the loopback range`), so the service listens on the host's
+//! first non-loopback IPv4 address instead of 127.0.0.1. Changing the ModelCatalog must then reach the running
+//! process through the operator's refresh, with no restart, and the HexCoreService status must
+//! report convergence on the new catalog.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Path as UrlPath;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use hex_core_operator::crd::{HexCoreService, ModelCatalog};
+use hex_core_operator::desired::{CATALOG_KEY, sha256_hex};
+use hex_core_operator::refresh::{Endpoint, Outcome, RefreshClient};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use support::{RunningOperator, TestNs, eventually, install_crds, repo_root};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Serves `demo/models/**` over plain HTTP on 127.0.0.1 (the artifact host of the catalogs).
+async fn artifact_server() -> SocketAddr {
+    let root = repo_root().join("demo/models");
+    let app = Router::new().route(
+        "/models/{*path}",
+        get(move |UrlPath(path): UrlPath<String>| {
+            let root = root.clone();
+            async move {
+                if path.split('/').any(|s| s == ".." || s.is_empty()) {
+                    return Err(StatusCode::BAD_REQUEST);
+                }
+                tokio::fs::read(root.join(path))
+                    .await
+                    .map_err(|_| StatusCode::NOT_FOUND)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// The `hex-core-service` binary of this workspace, built on demand.
+fn service_binary() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    // `cargo test` sets CARGO_* variables (and LD_LIBRARY_PATH) for the test process; build
+    // scripts that watch them would see another environment and rebuild, and so would the next
+    // `cargo test`. The nested build gets the environment a developer's shell would have.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().to_string();
+        let keep = ["CARGO_HOME", "CARGO_TARGET_DIR"].contains(&key.as_str()) || key.starts_with("CARGO_BUILD_");
+        if (key.starts_with("CARGO_") && !keep) || key == "LD_LIBRARY_PATH" || key == "OUT_DIR" {
+            command.env_remove(&key);
+        }
+    }
+    let status = command
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "hex-core-service",
+            "--bin",
+            "hex-core-service",
+        ])
+        .current_dir(repo_root())
+        .status()
+        .expect("run cargo build -p hex-core-service");
+    assert!(status.success(), "cargo build -p hex-core-service failed");
+    // Test binaries live in <target>/debug/deps; the service binary in <target>/debug.
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("hex-core-service");
+    assert!(path.is_file(), "{} missing after cargo build", path.display());
+    path
+}
+
+/// This machine's non-loopback IPv4 address (the API server rejects loopback endpoints).
+fn host_address() -> std::net::Ipv4Addr {
+    // Connecting a UDP socket sends nothing; it only makes the kernel pick the source address.
+    let routed = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("198.51.100.1:9").map(|_| s))
+        .and_then(|s| s.local_addr());
+    if let Ok(std::net::SocketAddr::V4(addr)) = routed
+        && !addr.ip().is_loopback()
+        && !addr.ip().is_unspecified()
+    {
+        return *addr.ip();
+    }
+    let out = Command::new("hostname").arg("-I").output().expect("run hostname -I");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|a| a.parse::<std::net::Ipv4Addr>().ok())
+        .find(|a| !a.is_loopback() && !a.is_link_local())
+        .expect("this e2e test needs a non-loopback IPv4 address on this machine (EndpointSlices refuse 127.0.0.0/8)")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct ServiceProcess(Child);
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn model(name: &str, version: &str, artifacts: SocketAddr) -> Value {
+    let base = format!("http://{artifacts}/models/demo-passport/0.1.0");
+    json!({
+        "model": name, "version": version,
+        "schemaUrl": format!("{base}/schema.json"),
+        "rootClass": "Passport",
+    })
+}
+
+async fn write_file(path: &Path, bytes: &[u8]) {
+    // Write-then-rename, as the kubelet's atomic writer does, so a refresh never reads half a file.
+    let tmp = path.with_extension("tmp");
+    tokio::fs::write(&tmp, bytes).await.unwrap();
+    tokio::fs::rename(&tmp, path).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_changed_catalog_reaches_the_running_service_without_a_restart() {
+    let binary = service_binary();
+    let artifacts = artifact_server().await;
+    let ns = TestNs::new("e2e").await;
+    install_crds(&ns.client).await;
+    let _operator = RunningOperator::start(ns.client.clone(), &ns.name);
+    let catalogs: Api<ModelCatalog> = Api::namespaced(ns.client.clone(), &ns.name);
+    let services: Api<HexCoreService> = Api::namespaced(ns.client.clone(), &ns.name);
+    let config_maps: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
+    let secrets: Api<Secret> = Api::namespaced(ns.client.clone(), &ns.name);
+
+    let mc: ModelCatalog = serde_json::from_value(json!({
+        "apiVersion": "hex-core.dev/v1alpha1", "kind": "ModelCatalog",
+        "metadata": {"name": "demo"},
+        "spec": {"models": [model("demo-passport", "0.1.0", artifacts)]},
+    }))
+    .unwrap();
+    catalogs.create(&PostParams::default(), &mc).await.unwrap();
+    // AUTH_MODE=none with the admin role, so the refresh is authorised whether or not this build
+    // of the service already accepts the machine admin token; the operator sends it regardless.
+    let hcs: HexCoreService = serde_json::from_value(json!({
+        "apiVersion": "hex-core.dev/v1alpha1", "kind": "HexCoreService",
+        "metadata": {"name": "dp"},
+        "spec": {
+            "image": "hex-core-service:dev", "replicas": 1,
+            "catalogs": {"names": ["demo"]},
+            "registry": {"allowedHosts": ["127.0.0.1"], "requireHttps": false},
+            "auth": {"mode": "none", "none": {"allowInsecure": true, "roles": ["admin"]}},
+        },
+    }))
+    .unwrap();
+    services.create(&PostParams::default(), &hcs).await.unwrap();
+
+    // What the kubelet would mount: the env ConfigMap, the catalog file, the admin token.
+    let env: BTreeMap<String, String> = eventually(WAIT, "env ConfigMap", || async {
+        config_maps.get_opt("dp-env").await.unwrap().and_then(|c| c.data)
+    })
+    .await;
+    let first_catalog = eventually(WAIT, "catalog ConfigMap", || async {
+        config_maps
+            .get_opt("dp-catalog")
+            .await
+            .unwrap()?
+            .data?
+            .get(CATALOG_KEY)
+            .cloned()
+    })
+    .await;
+    let token = eventually(WAIT, "admin token Secret", || async {
+        let s = secrets.get_opt("dp-admin-token").await.unwrap()?;
+        Some(String::from_utf8(s.data?.get("token")?.0.clone()).unwrap())
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let catalog_file = dir.path().join("catalog.json");
+    let token_file = dir.path().join("token");
+    write_file(&catalog_file, first_catalog.as_bytes()).await;
+    write_file(&token_file, token.as_bytes()).await;
+
+    // The kubelet's volume sync, standing in: copy the ConfigMap's bytes into the file.
+    let sync_api = config_maps.clone();
+    let sync_file = catalog_file.clone();
+    let volume_sync = tokio::spawn(async move {
+        let mut last = String::new();
+        loop {
+            if let Ok(Some(cm)) = sync_api.get_opt("dp-catalog").await
+                && let Some(bytes) = cm.data.and_then(|d| d.get(CATALOG_KEY).cloned())
+                && bytes != last
+            {
+                write_file(&sync_file, bytes.as_bytes()).await;
+                last = bytes;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+
+    // The pod, standing in: the real binary with the operator's environment.
+    let host = host_address();
+    let port = free_port();
+    let mut command = Command::new(&binary);
+    command.env_clear().envs(&env).envs([
+        ("REGISTRY_CATALOG_FILE", catalog_file.to_str().unwrap()),
+        ("AUTH_ADMIN_TOKEN_FILE", token_file.to_str().unwrap()),
+        ("SERVER_HOST", &host.to_string()),
+        ("SERVER_PORT", &port.to_string()),
+        ("LOG_LEVEL", "warn"),
+    ]);
+    let process = ServiceProcess(command.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().unwrap());
+    let pid = process.0.id();
+    let base = format!("http://{host}:{port}");
+    let http = reqwest::Client::new();
+    eventually(WAIT, "the service to be ready", || async {
+        let r = http.get(format!("{base}/admin/ready")).send().await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+
+    // The endpoints controller, standing in: one ready endpoint for the Service, at this host.
+    let slices: Api<EndpointSlice> = Api::namespaced(ns.client.clone(), &ns.name);
+    let slice: EndpointSlice = serde_json::from_value(json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "dp-local", "labels": {"kubernetes.io/service-name": "dp"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [host.to_string()], "conditions": {"ready": true}}],
+        "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+    }))
+    .unwrap();
+    slices.create(&PostParams::default(), &slice).await.unwrap();
+
+    let first_sha = sha256_hex(first_catalog.as_bytes());
+    let converged_on = |sha: String| {
+        let services = services.clone();
+        async move {
+            let status = services.get("dp").await.ok()?.status?;
+            let ready = status.conditions?.into_iter().find(|c| c.type_ == "Ready")?;
+            (status.catalog_sha256.as_deref() == Some(sha.as_str())
+                && status.catalog_convergence.as_deref() == Some(format!("1/1 on {}", &sha[..12]).as_str())
+                && ready.status == "True")
+                .then_some(())
+        }
+    };
+    eventually(WAIT, "convergence on the first catalog", || {
+        converged_on(first_sha.clone())
+    })
+    .await;
+
+    // The change: a second model in the catalog.
+    catalogs
+        .patch(
+            "demo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"models": [
+                model("demo-passport", "0.1.0", artifacts),
+                model("demo-passport-copy", "0.2.0", artifacts),
+            ]}})),
+        )
+        .await
+        .unwrap();
+    let second_catalog = eventually(WAIT, "the new catalog ConfigMap", || async {
+        let bytes = config_maps
+            .get("dp-catalog")
+            .await
+            .ok()?
+            .data?
+            .get(CATALOG_KEY)
+            .cloned()?;
+        (bytes != first_catalog).then_some(bytes)
+    })
+    .await;
+    let second_sha = sha256_hex(second_catalog.as_bytes());
+    eventually(WAIT, "convergence on the second catalog", || {
+        converged_on(second_sha.clone())
+    })
+    .await;
+
+    // The running process serves the new model, it was never restarted, and reports the hash.
+    let models: Value = http
+        .get(format!("{base}/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = models.to_string();
+    assert!(text.contains("demo-passport-copy"), "GET /models: {text}");
+    let ready: Value = http
+        .get(format!("{base}/admin/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["catalog_sha256"], second_sha);
+    assert_eq!(process.0.id(), pid);
+    let mut process = process;
+    assert!(
+        process.0.try_wait().unwrap().is_none(),
+        "the service process is still the same, running one"
+    );
+    let status = services.get("dp").await.unwrap().status.unwrap();
+    assert!(status.last_refresh_time.is_some());
+    volume_sync.abort();
+}
+
+/// A real HTTP server with the admin endpoints' contract: it accepts the refresh only with the
+/// expected Bearer token and reports a fixed catalog hash.
+async fn admin_stub(token: &'static str, reports: &'static str) -> SocketAddr {
+    let app = Router::new()
+        .route(
+            "/admin/ready",
+            get(move || async move { axum::Json(json!({"status": "ready", "catalog_sha256": "old"})) }),
+        )
+        .route(
+            "/admin/registry/refresh",
+            post(move |headers: HeaderMap| async move {
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+                if auth != Some(format!("Bearer {token}").as_str()) {
+                    return Err(StatusCode::UNAUTHORIZED);
+                }
+                Ok(axum::Json(
+                    json!({"catalog_sha256": reports, "models_found": 1, "errors": []}),
+                ))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test]
+async fn the_refresh_client_presents_the_admin_token_and_checks_the_reported_hash() {
+    let client = RefreshClient::new(Duration::from_secs(2)).unwrap();
+    let addr = admin_stub("s3cret", "wanted").await;
+    let endpoint = Endpoint {
+        authority: addr.to_string(),
+        pod: None,
+    };
+    assert_eq!(
+        client.converge(&endpoint, "s3cret", "wanted").await,
+        Outcome::Converged {
+            refreshed: true,
+            errors: vec![]
+        }
+    );
+    assert_eq!(
+        client.converge(&endpoint, "s3cret", "other").await,
+        Outcome::Stale {
+            reported: Some("wanted".into())
+        }
+    );
+    match client.converge(&endpoint, "wrong", "wanted").await {
+        Outcome::Failed { error } => assert!(error.contains("401"), "{error}"),
+        other => panic!("a wrong token must fail, got {other:?}"),
+    }
+    let closed = Endpoint {
+        authority: format!("127.0.0.1:{}", free_port()),
+        pod: None,
+    };
+    assert!(matches!(
+        client.converge(&closed, "s3cret", "wanted").await,
+        Outcome::Failed { .. }
+    ));
+}
