@@ -529,6 +529,60 @@ async fn a_paused_service_gets_status_writes_only() {
     .await;
     f.wait_condition("svc", "ReconciliationPaused", "False", "NotPaused")
         .await;
+
+    // Deleting a paused service is not blocked (no finalizers; children go by owner references).
+    f.services
+        .patch(
+            "svc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": true}})),
+        )
+        .await
+        .unwrap();
+    f.wait_condition("svc", "ReconciliationPaused", "True", "Paused").await;
+    delete_ignoring_absent(&f.services, "svc").await;
+    eventually(WAIT, "the paused service deleted", || async {
+        f.services.get_opt("svc").await.unwrap().is_none().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_spec_the_api_server_rejects_for_a_child_is_reported_as_a_condition() {
+    let f = Fixture::new("rec-reject").await;
+    let _operator = RunningOperator::start(f.client(), &f.ns.name);
+    f.create_catalog(catalog("c", json!({}), json!([model("a", "1")])))
+        .await;
+    let mut hcs = service("svc", json!({"names": ["c"]}));
+    // Passes the CRD schema (tolerations are free-form there) but not Deployment validation.
+    hcs.spec.placement =
+        Some(serde_json::from_value(json!({"tolerations": [{"key": "k", "operator": "Sometimes"}]})).unwrap());
+    f.create_service(hcs).await;
+    let degraded = f.wait_condition("svc", "Degraded", "True", "ApplyRejected").await;
+    assert!(
+        degraded.message.contains("Deployment") && degraded.message.contains("Sometimes"),
+        "{}",
+        degraded.message
+    );
+    let ready = f.condition("svc", "Ready").await.unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "ApplyRejected")
+    );
+    // The other children are still applied.
+    assert!(f.config_maps.get_opt("svc-env").await.unwrap().is_some());
+
+    // Fixing the spec clears the condition.
+    f.services
+        .patch(
+            "svc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"placement": null}})),
+        )
+        .await
+        .unwrap();
+    f.deployment("svc").await;
+    f.wait_condition("svc", "Degraded", "False", "AsExpected").await;
 }
 
 #[tokio::test]
