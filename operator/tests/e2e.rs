@@ -293,6 +293,12 @@ async fn a_changed_catalog_reaches_the_running_service_without_a_restart() {
         converged_on(first_sha.clone())
     })
     .await;
+    let wait = ns.kubectl(&["wait", "--for=condition=Ready", "hexcoreservice/dp", "--timeout=10s"]);
+    assert!(
+        wait.status.success(),
+        "kubectl wait: {}",
+        String::from_utf8_lossy(&wait.stderr)
+    );
 
     // The change: a second model in the catalog.
     catalogs

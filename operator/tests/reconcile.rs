@@ -355,6 +355,19 @@ async fn a_catalog_conflict_degrades_the_service_and_keeps_the_previous_catalog(
         (ready.status.as_str(), ready.reason.as_str()),
         ("False", "CatalogConflict")
     );
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(f.client(), &f.ns.name);
+    let warning = eventually(WAIT, "a CatalogConflict Event", || async {
+        events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("CatalogConflict"))
+    })
+    .await;
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
+    assert_eq!(warning.regarding.unwrap().name.as_deref(), Some("svc"));
+    assert!(warning.note.unwrap().contains("\"two\""));
     assert_eq!(f.catalog_bytes("svc").await.unwrap(), before, "previous catalog kept");
     let status = f.services.get("svc").await.unwrap().status.unwrap();
     assert_eq!(status.catalog_sha256, sha_before);
@@ -615,4 +628,23 @@ async fn a_pod_disruption_budget_follows_the_spec() {
         pdbs.get_opt("svc").await.unwrap().is_none().then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn services_outside_the_watched_namespaces_are_left_alone() {
+    let watched = Fixture::new("rec-watched").await;
+    let other = Fixture::new("rec-other").await;
+    let _operator = RunningOperator::start(watched.client(), &watched.ns.name);
+    for f in [&watched, &other] {
+        f.create_catalog(catalog("c", json!({}), json!([model("a", "1")])))
+            .await;
+        f.create_service(service("svc", json!({"names": ["c"]}))).await;
+    }
+    watched.deployment("svc").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(other.deployments.get_opt("svc").await.unwrap().is_none());
+    assert!(
+        other.services.get("svc").await.unwrap().status.is_none(),
+        "not even status is written"
+    );
 }
