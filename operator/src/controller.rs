@@ -39,6 +39,8 @@ pub enum Error {
     NoNamespace(String),
     #[error("cannot generate the admin token: {0}")]
     Random(String),
+    #[error("the ModelCatalog cache is not synced yet")]
+    CacheNotReady,
 }
 
 impl Error {
@@ -47,6 +49,7 @@ impl Error {
             Error::Kube(_) => "KubeApi",
             Error::NoNamespace(_) => "NoNamespace",
             Error::Random(_) => "Random",
+            Error::CacheNotReady => "CacheNotReady",
         }
     }
 }
@@ -411,6 +414,12 @@ async fn reconcile_service_inner(hcs: &HexCoreService, ctx: &Context) -> Result<
     if hcs.meta().deletion_timestamp.is_some() {
         // Children carry controller owner references; the garbage collector removes them.
         return Ok(Verdict::Paused);
+    }
+    // Selecting from a cache that has not listed the catalogs yet would deliver an empty (or
+    // partial) catalog to running replicas after every operator restart.
+    match tokio::time::timeout(Duration::from_secs(30), ctx.catalogs.wait_until_ready()).await {
+        Ok(Ok(())) => {}
+        _ => return Err(Error::CacheNotReady),
     }
     let name = hcs.name_any();
     let names = Names::of(&name);

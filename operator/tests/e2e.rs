@@ -56,6 +56,14 @@ async fn artifact_server() -> SocketAddr {
 
 /// The `hex-core-service` binary of this workspace, built on demand.
 fn service_binary() -> PathBuf {
+    // Test binaries live in <target>/debug/deps; the service binary in <target>/debug.
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("hex-core-service");
+    // `cargo test --workspace` (scripts/test) has built it already; rebuild only when a service
+    // source is newer, so a targeted run never tests a stale binary.
+    if path.is_file() && newest_mtime(&repo_root().join("service")) <= mtime(&path) {
+        return path;
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     // `cargo test` sets CARGO_* variables (and LD_LIBRARY_PATH) for the test process; build
@@ -81,11 +89,29 @@ fn service_binary() -> PathBuf {
         .status()
         .expect("run cargo build -p hex-core-service");
     assert!(status.success(), "cargo build -p hex-core-service failed");
-    // Test binaries live in <target>/debug/deps; the service binary in <target>/debug.
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("hex-core-service");
     assert!(path.is_file(), "{} missing after cargo build", path.display());
     path
+}
+
+fn mtime(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or(std::time::UNIX_EPOCH)
+}
+
+/// Newest modification time of the files under `dir` (sources, manifest, contract).
+fn newest_mtime(dir: &Path) -> std::time::SystemTime {
+    let mut newest = mtime(dir);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let t = if path.is_dir() {
+            newest_mtime(&path)
+        } else {
+            mtime(&path)
+        };
+        newest = newest.max(t);
+    }
+    newest
 }
 
 /// This machine's non-loopback IPv4 address (the API server rejects loopback endpoints).
@@ -267,6 +293,12 @@ async fn a_changed_catalog_reaches_the_running_service_without_a_restart() {
         converged_on(first_sha.clone())
     })
     .await;
+    let wait = ns.kubectl(&["wait", "--for=condition=Ready", "hexcoreservice/dp", "--timeout=10s"]);
+    assert!(
+        wait.status.success(),
+        "kubectl wait: {}",
+        String::from_utf8_lossy(&wait.stderr)
+    );
 
     // The change: a second model in the catalog.
     catalogs

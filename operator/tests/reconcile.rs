@@ -355,6 +355,19 @@ async fn a_catalog_conflict_degrades_the_service_and_keeps_the_previous_catalog(
         (ready.status.as_str(), ready.reason.as_str()),
         ("False", "CatalogConflict")
     );
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(f.client(), &f.ns.name);
+    let warning = eventually(WAIT, "a CatalogConflict Event", || async {
+        events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("CatalogConflict"))
+    })
+    .await;
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
+    assert_eq!(warning.regarding.unwrap().name.as_deref(), Some("svc"));
+    assert!(warning.note.unwrap().contains("\"two\""));
     assert_eq!(f.catalog_bytes("svc").await.unwrap(), before, "previous catalog kept");
     let status = f.services.get("svc").await.unwrap().status.unwrap();
     assert_eq!(status.catalog_sha256, sha_before);
@@ -529,6 +542,60 @@ async fn a_paused_service_gets_status_writes_only() {
     .await;
     f.wait_condition("svc", "ReconciliationPaused", "False", "NotPaused")
         .await;
+
+    // Deleting a paused service is not blocked (no finalizers; children go by owner references).
+    f.services
+        .patch(
+            "svc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": true}})),
+        )
+        .await
+        .unwrap();
+    f.wait_condition("svc", "ReconciliationPaused", "True", "Paused").await;
+    delete_ignoring_absent(&f.services, "svc").await;
+    eventually(WAIT, "the paused service deleted", || async {
+        f.services.get_opt("svc").await.unwrap().is_none().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_spec_the_api_server_rejects_for_a_child_is_reported_as_a_condition() {
+    let f = Fixture::new("rec-reject").await;
+    let _operator = RunningOperator::start(f.client(), &f.ns.name);
+    f.create_catalog(catalog("c", json!({}), json!([model("a", "1")])))
+        .await;
+    let mut hcs = service("svc", json!({"names": ["c"]}));
+    // Passes the CRD schema (tolerations are free-form there) but not Deployment validation.
+    hcs.spec.placement =
+        Some(serde_json::from_value(json!({"tolerations": [{"key": "k", "operator": "Sometimes"}]})).unwrap());
+    f.create_service(hcs).await;
+    let degraded = f.wait_condition("svc", "Degraded", "True", "ApplyRejected").await;
+    assert!(
+        degraded.message.contains("Deployment") && degraded.message.contains("Sometimes"),
+        "{}",
+        degraded.message
+    );
+    let ready = f.condition("svc", "Ready").await.unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "ApplyRejected")
+    );
+    // The other children are still applied.
+    assert!(f.config_maps.get_opt("svc-env").await.unwrap().is_some());
+
+    // Fixing the spec clears the condition.
+    f.services
+        .patch(
+            "svc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"placement": null}})),
+        )
+        .await
+        .unwrap();
+    f.deployment("svc").await;
+    f.wait_condition("svc", "Degraded", "False", "AsExpected").await;
 }
 
 #[tokio::test]
@@ -561,4 +628,23 @@ async fn a_pod_disruption_budget_follows_the_spec() {
         pdbs.get_opt("svc").await.unwrap().is_none().then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn services_outside_the_watched_namespaces_are_left_alone() {
+    let watched = Fixture::new("rec-watched").await;
+    let other = Fixture::new("rec-other").await;
+    let _operator = RunningOperator::start(watched.client(), &watched.ns.name);
+    for f in [&watched, &other] {
+        f.create_catalog(catalog("c", json!({}), json!([model("a", "1")])))
+            .await;
+        f.create_service(service("svc", json!({"names": ["c"]}))).await;
+    }
+    watched.deployment("svc").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(other.deployments.get_opt("svc").await.unwrap().is_none());
+    assert!(
+        other.services.get("svc").await.unwrap().status.is_none(),
+        "not even status is written"
+    );
 }

@@ -1,0 +1,137 @@
+//! `deploy/operator.yaml` is valid, and its RBAC is sufficient: the operator runs as that service
+//! account (impersonated) and does its whole job without a single forbidden request.
+
+mod support;
+
+use std::time::Duration;
+
+use hex_core_operator::crd::{HexCoreService, ModelCatalog};
+use hex_core_operator::lease::ElectionTiming;
+use hex_core_operator::operator::{Election, Options};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use support::{RunningOperator, TestNs, eventually, fast_settings, install_crds, repo_root};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn the_operator_does_its_job_with_exactly_the_deployed_rbac() {
+    let ns = TestNs::new("rbac").await;
+    install_crds(&ns.client).await;
+
+    // The manifests apply cleanly on a real API server (no kubelet: the operator pods never run).
+    let manifest = repo_root().join("deploy/operator.yaml");
+    let out = support::kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager=hex-core-tests",
+        "-f",
+        manifest.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The same ClusterRole, bound to a service account of this test's namespace.
+    let accounts: Api<ServiceAccount> = Api::namespaced(ns.client.clone(), &ns.name);
+    let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "hex-core-operator"}})).unwrap();
+    accounts.create(&PostParams::default(), &account).await.unwrap();
+    let bindings: Api<ClusterRoleBinding> = Api::all(ns.client.clone());
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": format!("hex-core-operator-{}", ns.name)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "hex-core-operator"},
+        "subjects": [{"kind": "ServiceAccount", "name": "hex-core-operator", "namespace": ns.name}],
+    }))
+    .unwrap();
+    bindings.create(&PostParams::default(), &binding).await.unwrap();
+
+    let mut config = support::config(&ns.name).await;
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{}:hex-core-operator", ns.name));
+    config.auth_info.impersonate_groups = Some(vec![
+        "system:serviceaccounts".into(),
+        format!("system:serviceaccounts:{}", ns.name),
+        "system:authenticated".into(),
+    ]);
+    let operator_client = Client::try_from(config).unwrap();
+    // Impersonation is in effect: the service account may not list namespaces.
+    let namespaces: Api<Namespace> = Api::all(operator_client.clone());
+    let (code, _) = support::api_error_message(namespaces.list(&ListParams::default()).await);
+    assert_eq!(code, 403);
+
+    let operator = RunningOperator::start_with(
+        operator_client,
+        Options {
+            namespaces: vec![ns.name.clone()],
+            election: Some(Election {
+                namespace: ns.name.clone(),
+                lease_name: "hex-core-operator".into(),
+                identity: "rbac-test".into(),
+                timing: ElectionTiming::default(),
+            }),
+            settings: fast_settings(),
+        },
+    );
+
+    let catalogs: Api<ModelCatalog> = Api::namespaced(ns.client.clone(), &ns.name);
+    let services: Api<HexCoreService> = Api::namespaced(ns.client.clone(), &ns.name);
+    let mc: ModelCatalog = serde_json::from_value(json!({
+        "apiVersion": "hex-core.dev/v1alpha1", "kind": "ModelCatalog", "metadata": {"name": "c"},
+        "spec": {"models": [{"model": "a", "version": "1", "schemaUrl": "https://h/a.json"}]},
+    }))
+    .unwrap();
+    catalogs.create(&PostParams::default(), &mc).await.unwrap();
+    let hcs: HexCoreService = serde_json::from_value(json!({
+        "apiVersion": "hex-core.dev/v1alpha1", "kind": "HexCoreService", "metadata": {"name": "svc"},
+        "spec": {"image": "i:1", "catalogs": {"names": ["c"]}, "registry": {"allowedHosts": ["h"]},
+                 "auth": {"mode": "forward_auth"}, "podDisruptionBudget": {"maxUnavailable": 1}},
+    }))
+    .unwrap();
+    services.create(&PostParams::default(), &hcs).await.unwrap();
+
+    let deployments: Api<Deployment> = Api::namespaced(ns.client.clone(), &ns.name);
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(ns.client.clone(), &ns.name);
+    let secrets: Api<Secret> = Api::namespaced(ns.client.clone(), &ns.name);
+    eventually(WAIT, "Deployment, PDB and admin token", || async {
+        let all = deployments.get_opt("svc").await.unwrap().is_some()
+            && pdbs.get_opt("svc").await.unwrap().is_some()
+            && secrets.get_opt("svc-admin-token").await.unwrap().is_some();
+        all.then_some(())
+    })
+    .await;
+    eventually(WAIT, "status written", || async {
+        let status = services.get("svc").await.unwrap().status?;
+        let ready = status.conditions?.into_iter().find(|c| c.type_ == "Ready")?;
+        (ready.reason == "NoReadyReplicas").then_some(())
+    })
+    .await;
+    // Removing the PDB from the spec deletes it (the delete verb).
+    services
+        .patch(
+            "svc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"podDisruptionBudget": null}})),
+        )
+        .await
+        .unwrap();
+    eventually(WAIT, "PDB deleted", || async {
+        pdbs.get_opt("svc").await.unwrap().is_none().then_some(())
+    })
+    .await;
+
+    let metrics = operator.handle.metrics.render();
+    assert!(
+        !metrics.contains("hexcore_operator_reconcile_errors_total{"),
+        "no reconcile failed (a forbidden request would): {metrics}"
+    );
+    assert!(
+        metrics.contains("hexcore_operator_writes_total{kind=\"Event\"}"),
+        "events were published: {metrics}"
+    );
+    bindings
+        .delete(&format!("hex-core-operator-{}", ns.name), &Default::default())
+        .await
+        .unwrap();
+}
