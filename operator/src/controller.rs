@@ -13,7 +13,6 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
-use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -24,7 +23,7 @@ use serde_json::json;
 use crate::apply::{self, Outcome};
 use crate::conditions::{self, Decided};
 use crate::crd::{HexCoreService, HexCoreServiceStatus, ModelCatalog, ModelCatalogStatus};
-use crate::desired::{self, MANAGER, MergeError, Names};
+use crate::desired::{self, MANAGER, Names};
 use crate::metrics::Metrics;
 use crate::refresh::{self, RefreshClient};
 
@@ -111,26 +110,7 @@ fn key_of<K: Resource>(obj: &K) -> Key {
     (obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
-/// Whether `hcs` serves `catalog` (same namespace; named, or matched by the selector).
-pub fn selects(hcs: &HexCoreService, catalog: &ModelCatalog) -> bool {
-    if hcs.namespace() != catalog.namespace() {
-        return false;
-    }
-    let selection = &hcs.spec.catalogs;
-    if selection
-        .names
-        .as_ref()
-        .is_some_and(|names| names.iter().any(|n| *n == catalog.name_any()))
-    {
-        return true;
-    }
-    match &selection.selector {
-        Some(selector) => Selector::try_from(selector.clone())
-            .map(|s| s.matches(catalog.labels()))
-            .unwrap_or(false),
-        None => false,
-    }
-}
+pub use crate::desired::selects;
 
 // ---------------------------------------------------------------------------------------------
 // Running
@@ -468,32 +448,15 @@ async fn reconcile_service_inner(hcs: &HexCoreService, ctx: &Context) -> Result<
     let mut applied: Vec<String> = Vec::new();
 
     // 1. Catalogs: the selected ones, merged; the previous catalog stays on any problem.
-    let selected: Vec<Arc<ModelCatalog>> = ctx.catalogs.state_filter(|c| selects(hcs, c));
-    let selected_names: BTreeSet<String> = selected.iter().map(|c| c.name_any()).collect();
-    let listed: BTreeSet<String> = hcs.spec.catalogs.names.iter().flatten().cloned().collect();
-    let missing: Vec<&String> = listed.difference(&selected_names).collect();
+    let selection = desired::select_and_merge(hcs, ctx.catalogs.state().iter().map(|c| c.as_ref()));
     ctx.memo(&key_of(hcs), |m| {
-        m.catalogs = selected_names.union(&listed).cloned().collect();
+        m.catalogs = selection.selected.union(&selection.listed).cloned().collect();
     });
-    let merged = if !missing.is_empty() {
-        degraded.push(
-            "CatalogNotFound",
-            format!(
-                "ModelCatalog {} not found in namespace {namespace}; serving the previous catalog",
-                missing.iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ")
-            ),
-        );
-        None
-    } else {
-        let sources = selected
-            .iter()
-            .map(|c| (c.metadata.name.as_deref().unwrap_or_default(), &c.spec));
-        match desired::merge_catalogs(sources) {
-            Ok(merged) => Some(merged),
-            Err(error @ MergeError::Conflict { .. }) => {
-                degraded.push("CatalogConflict", format!("{error}; serving the previous catalog"));
-                None
-            }
+    let merged = match selection.merged {
+        Ok(merged) => Some(merged),
+        Err(error) => {
+            degraded.push(error.reason(), format!("{error}; serving the previous catalog"));
+            None
         }
     };
 
@@ -508,35 +471,18 @@ async fn reconcile_service_inner(hcs: &HexCoreService, ctx: &Context) -> Result<
             applied.push(format!("created Secret {}", names.admin_token_secret));
         }
     }
-    let mut secret_digests = BTreeMap::new();
-    let mut admin_token: Option<String> = None;
-    let admin_ref = desired::admin_token_ref(hcs);
+    let mut live_secrets = BTreeMap::new();
     for reference in desired::referenced_secrets(hcs) {
-        let secret = secret_api.get_opt(&reference.name).await?;
-        let value = secret
-            .as_ref()
-            .and_then(|s| s.data.as_ref()?.get(&reference.key).cloned());
-        match (secret, value) {
-            (None, _) => degraded.push(
-                "SecretNotFound",
-                format!("Secret {:?} not found in namespace {namespace}", reference.name),
-            ),
-            (Some(_), None) => degraded.push(
-                "SecretKeyNotFound",
-                format!("Secret {:?} has no key {:?}", reference.name, reference.key),
-            ),
-            (Some(_), Some(bytes)) => {
-                if reference == admin_ref {
-                    admin_token = Some(String::from_utf8_lossy(&bytes.0).trim().to_string());
-                }
-                secret_digests.insert(
-                    format!("{}/{}", reference.name, reference.key),
-                    desired::sha256_hex(&bytes.0),
-                );
-            }
+        if let Some(secret) = secret_api.get_opt(&reference.name).await? {
+            live_secrets.insert(reference.name, secret);
         }
     }
-    let secrets_ok = !degraded.0.iter().any(|(r, _)| r.starts_with("Secret"));
+    let secrets = desired::read_secrets(hcs, &live_secrets);
+    for problem in &secrets.problems {
+        degraded.push(problem.reason(), problem.to_string());
+    }
+    let secrets_ok = secrets.problems.is_empty();
+    let admin_token = secrets.admin_token.clone();
 
     // 3. Children.
     let live_catalog = cm_api.get_opt(&names.catalog_config_map).await?;
@@ -574,7 +520,7 @@ async fn reconcile_service_inner(hcs: &HexCoreService, ctx: &Context) -> Result<
     let live_deployment = deploy_api.get_opt(&names.deployment).await?;
     // Without its Secrets or any catalog a pod cannot start; keep what runs instead.
     if secrets_ok && delivered_sha.is_some() {
-        let config_hash = desired::config_hash(&env, &secret_digests);
+        let config_hash = desired::config_hash(&env, &secrets.digests);
         let outcome = apply_child(
             ctx,
             &deploy_api,

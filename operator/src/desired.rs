@@ -4,13 +4,15 @@
 //! Objects are built as JSON values because that is what server-side apply sends; unit tests
 //! deserialize them into the typed k8s-openapi structs, which proves they are well-formed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::{Selector, SelectorExt};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::crd::{CatalogModel, HexCoreService, ModelCatalogSpec, SecretKeyRef};
+use crate::crd::{CatalogModel, HexCoreService, ModelCatalog, ModelCatalogSpec, SecretKeyRef};
 
 /// Field manager of every server-side apply the operator makes.
 pub const MANAGER: &str = "hex-core-operator";
@@ -172,6 +174,163 @@ pub fn merge_catalogs<'a>(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Selection
+// ---------------------------------------------------------------------------------------------
+
+/// Whether `hcs` serves `catalog` (same namespace; named, or matched by the selector).
+pub fn selects(hcs: &HexCoreService, catalog: &ModelCatalog) -> bool {
+    use kube::ResourceExt;
+    if hcs.namespace() != catalog.namespace() {
+        return false;
+    }
+    let selection = &hcs.spec.catalogs;
+    if selection
+        .names
+        .as_ref()
+        .is_some_and(|names| names.iter().any(|n| *n == catalog.name_any()))
+    {
+        return true;
+    }
+    match &selection.selector {
+        Some(selector) => Selector::try_from(selector.clone())
+            .map(|s| s.matches(catalog.labels()))
+            .unwrap_or(false),
+        None => false,
+    }
+}
+
+/// Why a HexCoreService's catalogs cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectionError {
+    #[error(
+        "ModelCatalog {} not found in namespace {namespace}",
+        names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+    )]
+    NotFound { names: Vec<String>, namespace: String },
+    #[error(transparent)]
+    Conflict(#[from] MergeError),
+}
+
+impl SelectionError {
+    /// The condition reason reporting this error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SelectionError::NotFound { .. } => "CatalogNotFound",
+            SelectionError::Conflict(_) => "CatalogConflict",
+        }
+    }
+}
+
+/// The catalogs one HexCoreService serves, and their merge.
+#[derive(Debug)]
+pub struct Selection {
+    /// Names of the candidate catalogs it selects.
+    pub selected: BTreeSet<String>,
+    /// Names it lists in `spec.catalogs.names` (selected or not).
+    pub listed: BTreeSet<String>,
+    pub merged: Result<MergedCatalog, SelectionError>,
+}
+
+/// Selects from `candidates` what `hcs` serves and merges it. A listed name with no catalog is an
+/// error, not an empty contribution: serving fewer models than declared must be noticed.
+pub fn select_and_merge<'a>(hcs: &HexCoreService, candidates: impl IntoIterator<Item = &'a ModelCatalog>) -> Selection {
+    let chosen: Vec<&ModelCatalog> = candidates.into_iter().filter(|c| selects(hcs, c)).collect();
+    let selected: BTreeSet<String> = chosen.iter().map(|c| kube::ResourceExt::name_any(*c)).collect();
+    let listed: BTreeSet<String> = hcs.spec.catalogs.names.iter().flatten().cloned().collect();
+    let missing: Vec<String> = listed.difference(&selected).cloned().collect();
+    let merged = if missing.is_empty() {
+        let sources = chosen
+            .iter()
+            .map(|c| (c.metadata.name.as_deref().unwrap_or_default(), &c.spec));
+        merge_catalogs(sources).map_err(SelectionError::from)
+    } else {
+        Err(SelectionError::NotFound {
+            names: missing,
+            namespace: kube::ResourceExt::namespace(hcs).unwrap_or_default(),
+        })
+    };
+    Selection {
+        selected,
+        listed,
+        merged,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets
+// ---------------------------------------------------------------------------------------------
+
+/// A referenced Secret (or key) that is not there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretProblem {
+    #[error("Secret {name:?} not found in namespace {namespace}")]
+    NotFound { name: String, namespace: String },
+    #[error("Secret {name:?} has no key {key:?}")]
+    KeyNotFound { name: String, key: String },
+}
+
+impl SecretProblem {
+    /// The condition reason reporting this problem.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SecretProblem::NotFound { .. } => "SecretNotFound",
+            SecretProblem::KeyNotFound { .. } => "SecretKeyNotFound",
+        }
+    }
+}
+
+/// What the pods' Secrets contribute: content digests (for the config hash) and the admin token.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SecretsRead {
+    /// `name/key` → SHA-256 of the value.
+    pub digests: BTreeMap<String, String>,
+    /// The admin token, trimmed.
+    pub admin_token: Option<String>,
+    pub problems: Vec<SecretProblem>,
+}
+
+/// The value of `key` in `secret` (`data`, or `stringData` for a Secret read from a file).
+fn secret_value(secret: &Secret, key: &str) -> Option<Vec<u8>> {
+    if let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(key)) {
+        return Some(bytes.0.clone());
+    }
+    secret
+        .string_data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|s| s.as_bytes().to_vec())
+}
+
+/// Reads every Secret `hcs` references from `secrets` (by name, same namespace).
+pub fn read_secrets(hcs: &HexCoreService, secrets: &BTreeMap<String, Secret>) -> SecretsRead {
+    let namespace = kube::ResourceExt::namespace(hcs).unwrap_or_default();
+    let admin_ref = admin_token_ref(hcs);
+    let mut read = SecretsRead::default();
+    for reference in referenced_secrets(hcs) {
+        let Some(secret) = secrets.get(&reference.name) else {
+            read.problems.push(SecretProblem::NotFound {
+                name: reference.name.clone(),
+                namespace: namespace.clone(),
+            });
+            continue;
+        };
+        let Some(bytes) = secret_value(secret, &reference.key) else {
+            read.problems.push(SecretProblem::KeyNotFound {
+                name: reference.name.clone(),
+                key: reference.key.clone(),
+            });
+            continue;
+        };
+        if reference == admin_ref {
+            read.admin_token = Some(String::from_utf8_lossy(&bytes).trim().to_string());
+        }
+        read.digests
+            .insert(format!("{}/{}", reference.name, reference.key), sha256_hex(&bytes));
+    }
+    read
+}
+
+// ---------------------------------------------------------------------------------------------
 // Children
 // ---------------------------------------------------------------------------------------------
 
@@ -199,14 +358,20 @@ pub fn selector_string(hcs_name: &str) -> String {
         .join(",")
 }
 
+/// Metadata of a child. A HexCoreService read from a file (`hex-core-operator render`) has no uid,
+/// so no owner reference, and possibly no namespace; those keys are then left out rather than
+/// written as empty values, which keeps the objects applicable as they are.
 fn metadata(hcs: &HexCoreService, name: &str) -> Value {
-    let owner = kube::Resource::controller_owner_ref(hcs, &());
-    json!({
-        "name": name,
-        "namespace": kube::ResourceExt::namespace(hcs),
-        "labels": labels(&kube::ResourceExt::name_any(hcs)),
-        "ownerReferences": owner.into_iter().collect::<Vec<_>>(),
-    })
+    let mut meta = serde_json::Map::new();
+    meta.insert("name".into(), json!(name));
+    if let Some(namespace) = kube::ResourceExt::namespace(hcs) {
+        meta.insert("namespace".into(), json!(namespace));
+    }
+    meta.insert("labels".into(), json!(labels(&kube::ResourceExt::name_any(hcs))));
+    if let Some(owner) = kube::Resource::controller_owner_ref(hcs, &()) {
+        meta.insert("ownerReferences".into(), json!([owner]));
+    }
+    Value::Object(meta)
 }
 
 pub fn port(hcs: &HexCoreService) -> i32 {
@@ -562,6 +727,23 @@ pub fn pod_disruption_budget(hcs: &HexCoreService) -> Option<Value> {
         "metadata": metadata(hcs, &Names::of(&name).pdb),
         "spec": spec,
     }))
+}
+
+/// Every object the operator applies for `hcs` once its catalog is merged and its Secrets are
+/// read, in apply order: catalog ConfigMap, env ConfigMap, Deployment, Service, and the
+/// PodDisruptionBudget when asked for. (The operator-created admin token Secret is not here: it
+/// is created once, never applied.)
+pub fn children(hcs: &HexCoreService, catalog: &MergedCatalog, secrets: &SecretsRead) -> Vec<Value> {
+    let env = environment(hcs);
+    let hash = config_hash(&env, &secrets.digests);
+    let mut objects = vec![
+        catalog_config_map(hcs, catalog),
+        env_config_map(hcs, &env),
+        deployment(hcs, &hash),
+        service(hcs),
+    ];
+    objects.extend(pod_disruption_budget(hcs));
+    objects
 }
 
 #[cfg(test)]
