@@ -4,6 +4,7 @@
 //! - [`desired`]: pure desired-state functions (catalog merge, ConfigMaps, Deployment, ...).
 //! - [`apply`]: the thin server-side-apply layer that writes only what changed.
 //! - [`refresh`]: verified catalog delivery to every ready replica.
+//! - [`render`]: the same objects from YAML files, without a cluster (`hex-core-operator render`).
 //! - [`controller`]: the reconcilers; [`operator`]: leader election, health and metrics server.
 
 pub mod apply;
@@ -16,3 +17,4 @@ pub mod lease;
 pub mod metrics;
 pub mod operator;
 pub mod refresh;
+pub mod render;

@@ -1,4 +1,4 @@
-//! `hex-core-operator` binary: `run` (the default) and `crdgen`.
+//! `hex-core-operator` binary: `run` (the default), `crdgen` and `render`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +26,21 @@ enum Command {
         /// Output directory.
         #[arg(long, default_value = "crds")]
         out: PathBuf,
+    },
+    /// Print the objects the operator would apply for the HexCoreServices and ModelCatalogs in
+    /// YAML files (multi-document), as multi-document YAML, without a cluster.
+    Render {
+        /// Input YAML files: HexCoreServices, ModelCatalogs, and the Secrets the services
+        /// reference (other kinds are ignored). Repeatable.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// File holding the admin token of services without `auth.adminTokenSecretRef`
+        /// (whitespace trimmed). Without it a random token is generated, as the operator does.
+        #[arg(long)]
+        admin_token_file: Option<PathBuf>,
+        /// Namespace of input objects that name none.
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
     },
 }
 
@@ -69,7 +84,34 @@ fn main() {
                 std::process::exit(1);
             }
         },
+        Some(Command::Render {
+            files,
+            admin_token_file,
+            namespace,
+        }) => render(files, admin_token_file, namespace),
         None => run(cli.run),
+    }
+}
+
+fn render(files: Vec<PathBuf>, admin_token_file: Option<PathBuf>, namespace: Option<String>) {
+    use hex_core_operator::render::{self, AdminToken, Options};
+    let result = admin_token_file
+        .as_deref()
+        .map(render::read_token_file)
+        .transpose()
+        .and_then(|token| {
+            render::render(&Options {
+                files,
+                admin_token: token.map_or(AdminToken::Random, AdminToken::Fixed),
+                namespace,
+            })
+        });
+    match result {
+        Ok(yaml) => print!("{yaml}"),
+        Err(e) => {
+            eprintln!("hex-core-operator render: {e}");
+            std::process::exit(1);
+        }
     }
 }
 
