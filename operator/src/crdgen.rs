@@ -38,20 +38,32 @@ pub fn write_all(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 mod tests {
     use super::*;
 
-    fn crds_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds")
+    /// Every committed copy: the top-level `crds/` and the Helm chart's (byte-identical).
+    fn crd_dirs() -> [(PathBuf, &'static str); 2] {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        [
+            (root.join("crds"), "crds"),
+            (
+                root.join("charts/hex-core-operator/files/crds"),
+                "charts/hex-core-operator/files/crds",
+            ),
+        ]
     }
 
     #[test]
     fn committed_crds_match_the_rust_types() {
-        for (file, yaml) in render().unwrap() {
-            let path = crds_dir().join(file);
-            let committed = std::fs::read_to_string(&path).unwrap_or_default();
-            assert!(
-                committed == yaml,
-                "{} is stale or missing; regenerate with: cargo run -p hex-core-operator -- crdgen --out crds",
-                path.display()
-            );
+        for (dir, out) in crd_dirs() {
+            for (file, yaml) in render().unwrap() {
+                let path = dir.join(file);
+                let committed = std::fs::read_to_string(&path).unwrap_or_default();
+                assert!(
+                    committed == yaml,
+                    "{} is stale or missing; regenerate with: cargo run -p hex-core-operator -- crdgen --out {out}",
+                    path.display()
+                );
+            }
+            let files = std::fs::read_dir(&dir).unwrap().count();
+            assert_eq!(files, 2, "{} holds exactly the generated CRDs", dir.display());
         }
     }
 
