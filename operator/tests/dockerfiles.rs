@@ -1,0 +1,223 @@
+//! Structural checks of Dockerfile.service and Dockerfile.operator (hadolint cannot be installed
+//! here: it ships only as GitHub release binaries). The Dockerfiles are parsed into stages and
+//! instructions (line continuations joined, comments dropped) and the release rules asserted:
+//! multi-stage, the locked release build, a numeric non-root user, exec-form entrypoint (no
+//! shell at runtime), OCI labels, only the binary copied into the runtime stage, pinned bases.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug)]
+struct Instruction {
+    keyword: String,
+    args: String,
+}
+
+#[derive(Debug)]
+struct Stage {
+    image: String,
+    name: Option<String>,
+    instructions: Vec<Instruction>,
+}
+
+struct Dockerfile {
+    /// `ARG`s before the first `FROM` and their defaults.
+    global_args: BTreeMap<String, String>,
+    stages: Vec<Stage>,
+}
+
+fn parse(path: &Path) -> Dockerfile {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut logical: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') || (trimmed.is_empty() && current.is_empty()) {
+            continue;
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(head) => {
+                current.push_str(head.trim());
+                current.push(' ');
+            }
+            None => {
+                current.push_str(trimmed);
+                logical.push(std::mem::take(&mut current).trim().to_string());
+            }
+        }
+    }
+    assert!(current.is_empty(), "{}: dangling line continuation", path.display());
+
+    let mut file = Dockerfile {
+        global_args: BTreeMap::new(),
+        stages: Vec::new(),
+    };
+    for line in logical.into_iter().filter(|l| !l.is_empty()) {
+        let (keyword, args) = line.split_once(char::is_whitespace).unwrap_or((&line, ""));
+        let keyword = keyword.to_ascii_uppercase();
+        let args = args.trim().to_string();
+        if keyword == "FROM" {
+            let words: Vec<&str> = args.split_whitespace().collect();
+            let name = match words.as_slice() {
+                [_, as_, name] if as_.eq_ignore_ascii_case("as") => Some(name.to_string()),
+                [_] => None,
+                other => panic!("{}: unexpected FROM {other:?}", path.display()),
+            };
+            file.stages.push(Stage {
+                image: words[0].to_string(),
+                name,
+                instructions: Vec::new(),
+            });
+        } else if let Some(stage) = file.stages.last_mut() {
+            stage.instructions.push(Instruction { keyword, args });
+        } else {
+            assert_eq!(keyword, "ARG", "{}: only ARG may precede FROM", path.display());
+            let (name, default) = args.split_once('=').unwrap_or((&args, ""));
+            file.global_args.insert(name.to_string(), default.to_string());
+        }
+    }
+    file
+}
+
+impl Stage {
+    fn all<'a>(&'a self, keyword: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.instructions
+            .iter()
+            .filter(move |i| i.keyword == keyword)
+            .map(|i| i.args.as_str())
+    }
+}
+
+/// `${NAME}` replaced by the global ARG defaults.
+fn expand(value: &str, args: &BTreeMap<String, String>) -> String {
+    let mut out = value.to_string();
+    for (name, default) in args {
+        out = out
+            .replace(&format!("${{{name}}}"), default)
+            .replace(&format!("${name}"), default);
+    }
+    out
+}
+
+fn check(dockerfile: &str, package: &str, binary: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dockerfile);
+    let file = parse(&path);
+    assert!(
+        file.stages.len() >= 2,
+        "{dockerfile}: multi-stage (a builder and a runtime stage)"
+    );
+
+    // Pinned bases: an explicit tag that is not `latest`, after ARG defaults are applied.
+    for stage in &file.stages {
+        let image = expand(&stage.image, &file.global_args);
+        let named_stage = file.stages.iter().any(|s| s.name.as_deref() == Some(image.as_str()));
+        if named_stage {
+            continue;
+        }
+        let tag = image
+            .rsplit_once(':')
+            .map(|(_, t)| t)
+            .unwrap_or_else(|| panic!("{dockerfile}: FROM {image} has no tag"));
+        assert!(
+            !tag.is_empty() && tag != "latest",
+            "{dockerfile}: FROM {image} is not pinned"
+        );
+        assert!(
+            !image.contains('$'),
+            "{dockerfile}: FROM {image} depends on an ARG without a default"
+        );
+        if let Some(rust) = image.strip_prefix("rust:") {
+            let version = rust.split('-').next().unwrap_or_default();
+            assert!(
+                version.split('.').count() == 3 && version.split('.').all(|p| p.parse::<u32>().is_ok()),
+                "{dockerfile}: the Rust toolchain is pinned to x.y.z, found {image}"
+            );
+        }
+    }
+
+    // The builder: the release build CI's `cargo ... --locked` implies, for this binary only.
+    let builder = &file.stages[0];
+    let build = format!("cargo build --release --locked -p {package} --bin {binary}");
+    assert!(
+        builder.all("RUN").any(|r| r.contains(&build)),
+        "{dockerfile}: the builder runs `{build}`"
+    );
+    let builder_name = builder.name.clone().expect("the builder stage is named");
+
+    // The runtime stage.
+    let runtime = file.stages.last().unwrap();
+    let users: Vec<&str> = runtime.all("USER").collect();
+    let user = users
+        .last()
+        .unwrap_or_else(|| panic!("{dockerfile}: the runtime stage sets USER"));
+    let uid = user.split(':').next().unwrap();
+    assert_eq!(
+        uid, "1000",
+        "{dockerfile}: numeric non-root USER 1000 (runAsNonRoot needs a number), found {user}"
+    );
+    assert!(
+        user.split(':').all(|p| p.parse::<u32>().is_ok()),
+        "{dockerfile}: USER {user} is numeric"
+    );
+
+    let entrypoints: Vec<&str> = runtime.all("ENTRYPOINT").collect();
+    assert_eq!(entrypoints.len(), 1, "{dockerfile}: one ENTRYPOINT");
+    let exec: Vec<String> = serde_json::from_str(entrypoints[0]).unwrap_or_else(|_| {
+        panic!(
+            "{dockerfile}: ENTRYPOINT in exec (JSON) form, no shell: {}",
+            entrypoints[0]
+        )
+    });
+    let installed = format!("/usr/local/bin/{binary}");
+    assert_eq!(
+        exec,
+        [installed.clone()],
+        "{dockerfile}: ENTRYPOINT runs the binary itself"
+    );
+    for cmd in runtime.all("CMD") {
+        assert!(cmd.starts_with('['), "{dockerfile}: CMD in exec form: {cmd}");
+    }
+    assert!(
+        runtime.all("HEALTHCHECK").next().is_none(),
+        "{dockerfile}: no HEALTHCHECK (Kubernetes probes; a CMD-SHELL check would need a shell)"
+    );
+
+    let labels: String = runtime.all("LABEL").collect::<Vec<_>>().join(" ");
+    for key in [
+        "org.opencontainers.image.version",
+        "org.opencontainers.image.revision",
+        "org.opencontainers.image.source",
+    ] {
+        assert!(labels.contains(&format!("{key}=")), "{dockerfile}: LABEL {key}");
+    }
+    assert!(
+        labels.contains("org.opencontainers.image.version=\"${VERSION}\""),
+        "{dockerfile}: the version label comes from the VERSION build argument"
+    );
+
+    let copies: Vec<&str> = runtime.all("COPY").chain(runtime.all("ADD")).collect();
+    assert_eq!(
+        copies,
+        [format!("--from={builder_name} /out/{binary} {installed}").as_str()],
+        "{dockerfile}: the runtime stage copies only the binary"
+    );
+}
+
+#[test]
+fn the_service_image_is_a_locked_release_build_run_as_uid_1000_without_a_shell() {
+    check("Dockerfile.service", "hex-core-service", "hex-core-service");
+}
+
+#[test]
+fn the_operator_image_is_a_locked_release_build_run_as_uid_1000_without_a_shell() {
+    check("Dockerfile.operator", "hex-core-operator", "hex-core-operator");
+}
+
+#[test]
+fn the_build_context_excludes_target_and_local_data() {
+    let ignore = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.dockerignore")).unwrap();
+    let entries: Vec<&str> = ignore.lines().map(str::trim).collect();
+    for entry in ["target", ".git", ".data"] {
+        assert!(entries.contains(&entry), ".dockerignore lists {entry}");
+    }
+}
