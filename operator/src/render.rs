@@ -70,7 +70,7 @@ pub enum RenderError {
     Selection {
         service: String,
         origin: String,
-        source: SelectionError,
+        source: Box<SelectionError>,
     },
     #[error("HexCoreService {service} ({origin}): {source}; add the Secret to the input files")]
     Secret {
@@ -150,7 +150,7 @@ fn objects(inputs: &Inputs, admin_token: &AdminToken) -> Result<Vec<Value>, Rend
             .map_err(|source| RenderError::Selection {
                 service: service.clone(),
                 origin: origin.clone(),
-                source,
+                source: Box::new(source),
             })?;
 
         // The Secrets this service's pods read: the input's, plus the admin token Secret the

@@ -171,7 +171,7 @@ fn check(dockerfile: &str, package: &str, binary: &str) {
     let installed = format!("/usr/local/bin/{binary}");
     assert_eq!(
         exec,
-        [installed.clone()],
+        std::slice::from_ref(&installed),
         "{dockerfile}: ENTRYPOINT runs the binary itself"
     );
     for cmd in runtime.all("CMD") {
