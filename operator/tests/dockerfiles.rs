@@ -1,8 +1,9 @@
-//! Structural checks of Dockerfile.service and Dockerfile.operator (hadolint cannot be installed
-//! here: it ships only as GitHub release binaries). The Dockerfiles are parsed into stages and
-//! instructions (line continuations joined, comments dropped) and the release rules asserted:
-//! multi-stage, the locked release build, a numeric non-root user, exec-form entrypoint (no
-//! shell at runtime), OCI labels, only the binary copied into the runtime stage, pinned bases.
+//! Checks of Dockerfile.service and Dockerfile.operator. hadolint cannot be installed here (it
+//! ships only as GitHub release binaries), so: BuildKit's own linter (`scripts/lint-dockerfiles`),
+//! and this project's release rules, asserted on the Dockerfiles parsed into stages and
+//! instructions (line continuations joined, comments dropped): multi-stage, the locked release
+//! build, a numeric non-root user, exec-form entrypoint (no shell at runtime), OCI labels, only
+//! the binary copied into the runtime stage, pinned bases.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -219,5 +220,50 @@ fn the_build_context_excludes_target_and_local_data() {
     let entries: Vec<&str> = ignore.lines().map(str::trim).collect();
     for entry in ["target", ".git", ".data"] {
         assert!(entries.contains(&entry), ".dockerignore lists {entry}");
+    }
+}
+
+fn lint(args: &[&Path]) -> std::process::Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/lint-dockerfiles");
+    std::process::Command::new(&script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", script.display()))
+}
+
+/// BuildKit's own linter (the rules of `docker build --check`), built from a pinned Go module by
+/// scripts/lint-dockerfiles; fails (never skips) when Go is missing.
+#[test]
+fn buildkit_lints_both_dockerfiles_clean() {
+    let out = lint(&[]);
+    assert!(
+        out.status.success(),
+        "scripts/lint-dockerfiles found problems (exit {:?}):\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_buildkit_linter_reports_what_it_should() {
+    // Proof that the lint step is not a no-op: a Dockerfile breaking four rules is reported.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("Dockerfile");
+    std::fs::write(
+        &bad,
+        "from debian:bookworm-slim as Build\nMAINTAINER someone\nENV key value\nCMD echo hi\n",
+    )
+    .unwrap();
+    let out = lint(&[&bad]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for rule in [
+        "StageNameCasing",
+        "MaintainerDeprecated",
+        "LegacyKeyValueFormat",
+        "JSONArgsRecommended",
+    ] {
+        assert!(stdout.contains(rule), "{rule} in:\n{stdout}");
     }
 }
