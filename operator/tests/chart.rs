@@ -7,7 +7,7 @@
 mod support;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -40,9 +40,13 @@ fn tool(name: &str) -> PathBuf {
 }
 
 fn run(name: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    run_on(&plane().kubeconfig, name, args, stdin)
+}
+
+fn run_on(kubeconfig: &Path, name: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut command = Command::new(tool(name));
     command
-        .arg(format!("--kubeconfig={}", plane().kubeconfig.display()))
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
         .args(args)
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
@@ -55,7 +59,11 @@ fn run(name: &str, args: &[&str], stdin: Option<&str>) -> Output {
 }
 
 fn ok(name: &str, args: &[&str], stdin: Option<&str>) -> String {
-    let out = run(name, args, stdin);
+    ok_on(&plane().kubeconfig, name, args, stdin)
+}
+
+fn ok_on(kubeconfig: &Path, name: &str, args: &[&str], stdin: Option<&str>) -> String {
+    let out = run_on(kubeconfig, name, args, stdin);
     assert!(
         out.status.success(),
         "{name} {} failed: {}{}",
@@ -585,5 +593,188 @@ fn argo_cd_applications_sync_the_operator_before_the_catalogs() {
     assert!(
         resources.iter().all(|r| !r.as_str().unwrap().starts_with("argocd")),
         "{resources:?}"
+    );
+}
+
+/// A control plane of its own (CRDs are cluster-wide: on the shared plane other tests own them).
+struct OwnPlane {
+    state: PathBuf,
+    kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnPlane {
+    fn up() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("plane");
+        let out = Command::new(repo_root().join("scripts/control-plane"))
+            .arg("up")
+            .arg(&state)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/control-plane up");
+        assert!(out.status.success(), "scripts/control-plane up failed");
+        let exports = String::from_utf8(out.stdout).unwrap();
+        let kubeconfig = exports
+            .lines()
+            .find_map(|l| l.strip_prefix("export KUBECONFIG="))
+            .map(|v| PathBuf::from(v.trim_matches('\'')))
+            .expect("KUBECONFIG export");
+        Self {
+            state,
+            kubeconfig,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for OwnPlane {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/control-plane"))
+            .arg("down")
+            .arg(&self.state)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_charts_crds_are_upgraded_by_helm_upgrade_and_kept_by_helm_uninstall() {
+    let plane = OwnPlane::up();
+    let kc = plane.kubeconfig.as_path();
+    let chart = chart_dir();
+    let install = [
+        "install",
+        "hco",
+        chart.to_str().unwrap(),
+        "--namespace",
+        "hex-core-system",
+        "--create-namespace",
+    ];
+    ok_on(kc, "helm", &install, None);
+    ok_on(
+        kc,
+        "kubectl",
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            "crd/modelcatalogs.hex-core.dev",
+            "crd/hexcoreservices.hex-core.dev",
+        ],
+        None,
+    );
+    let catalog = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: team}
+---
+apiVersion: hex-core.dev/v1alpha1
+kind: ModelCatalog
+metadata: {name: c, namespace: team}
+spec:
+  models: [{model: a, version: "1", schemaUrl: "https://h/a.json"}]
+"#;
+    ok_on(kc, "kubectl", &["apply", "-f", "-"], Some(catalog));
+
+    // A newer chart whose CRD changed (its description, standing in for a new field): `helm
+    // upgrade` updates the CRD in the cluster (a chart's crds/ directory would not).
+    let newer = tempfile::tempdir().unwrap();
+    let newer_chart = newer.path().join("hex-core-operator");
+    copy_dir(&chart, &newer_chart);
+    let crd_file = newer_chart.join("files/crds/hex-core.dev_modelcatalogs.yaml");
+    let crd = std::fs::read_to_string(&crd_file).unwrap();
+    let marker = "A catalog of model versions";
+    assert!(crd.contains(marker));
+    std::fs::write(&crd_file, crd.replace(marker, "An UPGRADED catalog of model versions")).unwrap();
+    ok_on(
+        kc,
+        "helm",
+        &[
+            "upgrade",
+            "hco",
+            newer_chart.to_str().unwrap(),
+            "--namespace",
+            "hex-core-system",
+            "--set",
+            "replicaCount=3",
+        ],
+        None,
+    );
+    let live = ok_on(
+        kc,
+        "kubectl",
+        &["get", "crd", "modelcatalogs.hex-core.dev", "-o", "json"],
+        None,
+    );
+    assert!(
+        live.contains("An UPGRADED catalog of model versions"),
+        "the CRD was upgraded"
+    );
+    let replicas = ok_on(
+        kc,
+        "kubectl",
+        &[
+            "get",
+            "deployment",
+            "hco-hex-core-operator",
+            "-n",
+            "hex-core-system",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ],
+        None,
+    );
+    assert_eq!(replicas, "3");
+
+    // Uninstall removes the operator, never the CRDs (nor, with them, the catalogs).
+    ok_on(
+        kc,
+        "helm",
+        &["uninstall", "hco", "--namespace", "hex-core-system"],
+        None,
+    );
+    let gone = run_on(
+        kc,
+        "kubectl",
+        &["get", "deployment", "hco-hex-core-operator", "-n", "hex-core-system"],
+        None,
+    );
+    assert!(!gone.status.success(), "the operator Deployment is uninstalled");
+    ok_on(
+        kc,
+        "kubectl",
+        &[
+            "get",
+            "crd",
+            "modelcatalogs.hex-core.dev",
+            "hexcoreservices.hex-core.dev",
+        ],
+        None,
+    );
+    let catalogs = ok_on(
+        kc,
+        "kubectl",
+        &["get", "modelcatalogs", "-n", "team", "-o", "name"],
+        None,
+    );
+    assert_eq!(
+        catalogs.trim(),
+        "modelcatalog.hex-core.dev/c",
+        "the user's catalog survives"
     );
 }
