@@ -778,3 +778,80 @@ spec:
         "the user's catalog survives"
     );
 }
+
+/// Kills the child process on drop (also when an assertion fails).
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_operator_binary_runs_with_the_environment_and_probes_of_the_charts_deployment() {
+    let release = TestNs::new("chart-env").await;
+    let watched = TestNs::new("chart-env-w").await;
+    install_crds(&release.client).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let docs = documents(&helm_template(
+        &release.name,
+        &[
+            "--set",
+            &format!("watchNamespaces={{{}}}", watched.name),
+            "--set",
+            &format!("metrics.port={port}"),
+        ],
+    ));
+    let deployment = find(&docs, "Deployment")[0];
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+
+    // The container's environment as the kubelet would set it (downward API resolved).
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hex-core-operator"));
+    command.env_clear().env("KUBECONFIG", &plane().kubeconfig);
+    for var in container["env"].as_array().unwrap() {
+        let name = var["name"].as_str().unwrap();
+        let value = match var["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+            Some("metadata.name") => "hco-pod-0".to_string(),
+            Some("metadata.namespace") => release.name.clone(),
+            Some(other) => panic!("unexpected fieldRef {other}"),
+            None => var["value"].as_str().unwrap().to_string(),
+        };
+        command.env(name, value);
+    }
+    let child = std::sync::Mutex::new(Child(
+        command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
+    ));
+
+    let http = reqwest::Client::new();
+    for probe in ["livenessProbe", "readinessProbe"] {
+        let path = container[probe]["httpGet"]["path"].as_str().unwrap().to_string();
+        let url = format!("http://127.0.0.1:{port}{path}");
+        eventually(Duration::from_secs(20), &url, || async {
+            if let Ok(Some(status)) = child.lock().unwrap().0.try_wait() {
+                panic!("the operator exited ({status}) with the chart's environment");
+            }
+            let r = http.get(&url).send().await.ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await;
+    }
+    // Leader election as configured: the chart's Lease name, in the release namespace, held by
+    // the pod name.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(release.client.clone(), &release.name);
+    let holder = eventually(WAIT, "the chart's Lease", || async {
+        leases
+            .get_opt("hco-hex-core-operator")
+            .await
+            .unwrap()?
+            .spec?
+            .holder_identity
+    })
+    .await;
+    assert_eq!(holder, "hco-pod-0");
+}
