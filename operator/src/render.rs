@@ -168,15 +168,13 @@ fn objects(inputs: &Inputs, admin_token: &AdminToken) -> Result<Vec<Value>, Rend
                     AdminToken::Fixed(token) => token.clone(),
                     AdminToken::Random => desired::random_token().map_err(|e| RenderError::Random(e.to_string()))?,
                 };
-                let secret = desired::admin_token_secret(hcs, &token);
-                let typed: Secret = serde_json::from_value(secret.clone()).map_err(|source| RenderError::Invalid {
-                    file: origin.clone(),
-                    document: 0,
-                    kind: "Secret".into(),
-                    source,
-                })?;
-                secrets.insert(typed.name_any(), typed);
-                Some(secret)
+                let name = desired::Names::of(&hcs.name_any()).admin_token_secret;
+                let as_read = Secret {
+                    string_data: Some(BTreeMap::from([(desired::ADMIN_TOKEN_KEY.to_string(), token.clone())])),
+                    ..Default::default()
+                };
+                secrets.insert(name, as_read);
+                Some(desired::admin_token_secret(hcs, &token))
             }
         };
         let read = desired::read_secrets(hcs, &secrets);
