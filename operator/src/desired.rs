@@ -1219,6 +1219,130 @@ mod tests {
         );
     }
 
+    fn named_catalog(name: &str, labels: &[(&str, &str)], models: Vec<CatalogModel>) -> ModelCatalog {
+        let mut c = ModelCatalog::new(name, catalog(models));
+        c.metadata.namespace = Some("ns1".into());
+        c.metadata.labels = Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        c
+    }
+
+    #[test]
+    fn selection_merges_named_and_labelled_catalogs_of_the_namespace_only() {
+        let mut h = hcs("svc");
+        h.spec.catalogs.names = Some(vec!["a".into()]);
+        h.spec.catalogs.selector = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+            match_labels: Some(BTreeMap::from([("tier".into(), "prod".into())])),
+            ..Default::default()
+        });
+        let a = named_catalog("a", &[], vec![model("m", "1", "https://h/m.json")]);
+        let b = named_catalog("b", &[("tier", "prod")], vec![model("n", "1", "https://h/n.json")]);
+        let dev = named_catalog("dev", &[("tier", "dev")], vec![model("x", "1", "https://h/x.json")]);
+        let mut elsewhere = named_catalog("c", &[("tier", "prod")], vec![model("y", "1", "https://h/y.json")]);
+        elsewhere.metadata.namespace = Some("ns2".into());
+        let selection = select_and_merge(&h, [&a, &b, &dev, &elsewhere]);
+        assert_eq!(selection.selected, BTreeSet::from(["a".to_string(), "b".to_string()]));
+        let merged = selection.merged.unwrap();
+        assert_eq!(
+            (merged.model_count, merged.catalogs.clone()),
+            (2, vec!["a".into(), "b".into()])
+        );
+    }
+
+    #[test]
+    fn a_listed_catalog_that_is_absent_is_not_found_rather_than_empty() {
+        let mut h = hcs("svc");
+        h.spec.catalogs.names = Some(vec!["z".into(), "a".into(), "y".into()]);
+        let a = named_catalog("a", &[], vec![model("m", "1", "https://h/m.json")]);
+        let selection = select_and_merge(&h, [&a]);
+        let error = selection.merged.unwrap_err();
+        assert_eq!(error.reason(), "CatalogNotFound");
+        assert_eq!(
+            error.to_string(),
+            "ModelCatalog \"y\", \"z\" not found in namespace ns1"
+        );
+        assert_eq!(
+            selection.listed.len(),
+            3,
+            "listed names are remembered for re-triggering"
+        );
+    }
+
+    #[test]
+    fn secrets_are_read_from_data_or_string_data_and_problems_are_named() {
+        let mut h = hcs("svc");
+        h.spec.io_adapter = Some(IoAdapterSpec {
+            id: "postgres".into(),
+            version: None,
+            base_url: None,
+            timeout_ms: None,
+            credentials_secret_ref: Some(SecretKeyRef {
+                name: "db".into(),
+                key: "url".into(),
+            }),
+        });
+        let admin = Secret {
+            data: Some(BTreeMap::from([(
+                "token".to_string(),
+                k8s_openapi::ByteString(b"t0k3n\n".to_vec()),
+            )])),
+            ..Default::default()
+        };
+        let secrets = BTreeMap::from([("svc-admin-token".to_string(), admin.clone())]);
+        let read = read_secrets(&h, &secrets);
+        assert_eq!(read.admin_token.as_deref(), Some("t0k3n"), "trimmed");
+        assert_eq!(
+            read.digests["svc-admin-token/token"],
+            sha256_hex(b"t0k3n\n"),
+            "digest of the raw bytes"
+        );
+        assert_eq!(
+            read.problems,
+            [SecretProblem::NotFound {
+                name: "db".into(),
+                namespace: "ns1".into()
+            }]
+        );
+
+        let db = Secret {
+            string_data: Some(BTreeMap::from([("other".to_string(), "x".to_string())])),
+            ..Default::default()
+        };
+        let secrets = BTreeMap::from([("svc-admin-token".to_string(), admin), ("db".to_string(), db)]);
+        let read = read_secrets(&h, &secrets);
+        assert_eq!(read.problems[0].reason(), "SecretKeyNotFound");
+        assert_eq!(read.problems[0].to_string(), "Secret \"db\" has no key \"url\"");
+    }
+
+    #[test]
+    fn children_come_in_apply_order_with_the_pdb_last_when_asked_for() {
+        let mut h = hcs("svc");
+        h.spec.pod_disruption_budget = Some(PdbSpec {
+            min_available: None,
+            max_unavailable: Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1)),
+        });
+        let merged = merge_catalogs(std::iter::empty()).unwrap();
+        let kinds: Vec<String> = children(&h, &merged, &SecretsRead::default())
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "ConfigMap/svc-catalog",
+                "ConfigMap/svc-env",
+                "Deployment/svc",
+                "Service/svc",
+                "PodDisruptionBudget/svc"
+            ]
+        );
+    }
+
     #[test]
     fn random_tokens_are_long_and_distinct() {
         let (a, b) = (random_token().unwrap(), random_token().unwrap());
