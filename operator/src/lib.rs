@@ -15,4 +15,5 @@ pub mod desired;
 pub mod lease;
 pub mod metrics;
 pub mod operator;
+pub mod quantity;
 pub mod refresh;
