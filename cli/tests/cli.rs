@@ -4,36 +4,13 @@
 #[path = "../../service/tests/support/mod.rs"]
 mod support;
 
-use std::collections::BTreeMap;
-
 use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::{Value, json};
-use support::{ServiceProcess, demo_dir};
-
-fn demo_env() -> BTreeMap<String, String> {
-    [
-        (
-            "REGISTRY_CATALOG_FILE",
-            demo_dir().join("catalog.json").to_str().unwrap().to_string(),
-        ),
-        ("REGISTRY_ALLOW_LOCAL_ARTIFACTS", "true".into()),
-        ("REGISTRY_ALLOWED_HOSTS", "localhost".into()),
-        ("REGISTRY_REQUIRE_HTTPS", "true".into()),
-        ("AUTH_MODE", "none".into()),
-        ("AUTH_ALLOW_INSECURE_NONE", "true".into()),
-        ("AUTH_NONE_ROLES", "admin".into()),
-        ("METRICS_ENABLED", "true".into()),
-        ("SERVER_HOST", "127.0.0.1".into()),
-        ("SERVER_PORT", "0".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
+use support::{ServiceProcess, demo_dir, demo_env};
 
 async fn demo_service() -> ServiceProcess {
-    let service = ServiceProcess::spawn(&demo_env());
+    let service = ServiceProcess::spawn(&demo_env(&[("AUTH_NONE_ROLES", "admin"), ("METRICS_ENABLED", "true")]));
     service.wait_ready().await;
     service
 }
@@ -340,7 +317,7 @@ async fn service_errors_exit_3_with_the_envelope_code() {
 
 #[tokio::test]
 async fn unauthenticated_calls_explain_how_to_pass_a_token() {
-    let mut env = demo_env();
+    let mut env = demo_env(&[("AUTH_NONE_ROLES", "admin"), ("METRICS_ENABLED", "true")]);
     env.insert("AUTH_MODE".into(), "forward_auth".into());
     let service = ServiceProcess::spawn(&env);
     cli(&service)
@@ -357,7 +334,7 @@ async fn token_protected_service_accepts_token_flag_file_and_env() {
     let key = TestKey::p256("cli-key");
     let idp = support::ArtifactServer::http().await;
     idp.set("/certs", support::Route::ok(jwks(&[&key])));
-    let mut env = demo_env();
+    let mut env = demo_env(&[("AUTH_NONE_ROLES", "admin"), ("METRICS_ENABLED", "true")]);
     env.remove("AUTH_ALLOW_INSECURE_NONE");
     for (k, v) in [
         ("AUTH_MODE", "jwt_jwks".to_string()),
@@ -574,7 +551,7 @@ async fn offline_validation_of_a_real_model_matches_the_service() {
         );
         entry[field] = json!(server.url(&format!("/{file}")));
     }
-    let mut env = demo_env();
+    let mut env = demo_env(&[("AUTH_NONE_ROLES", "admin"), ("METRICS_ENABLED", "true")]);
     env.remove("REGISTRY_CATALOG_FILE");
     env.insert("REGISTRY_CATALOG_JSON".into(), json!([entry]).to_string());
     env.insert("REGISTRY_ALLOWED_HOSTS".into(), server.host_port());

@@ -31,14 +31,24 @@ impl Outcome {
 }
 
 /// True when every field of `desired` has the same value in `live` (lists: same length and
-/// element-wise containment).
+/// element-wise containment). Resource quantities (the values of `limits` and `requests`) are
+/// compared by value, since the API server rewrites them in canonical form.
 pub fn contained_in(desired: &Value, live: &Value) -> bool {
+    contained(desired, live, false)
+}
+
+fn contained(desired: &Value, live: &Value, quantities: bool) -> bool {
     match (desired, live) {
-        (Value::Object(d), Value::Object(l)) => d
-            .iter()
-            .all(|(k, dv)| l.get(k).is_some_and(|lv| contained_in(dv, lv)) || (dv.is_null() && l.get(k).is_none())),
-        (Value::Array(d), Value::Array(l)) => d.len() == l.len() && d.iter().zip(l).all(|(a, b)| contained_in(a, b)),
+        (Value::Object(d), Value::Object(l)) => d.iter().all(|(k, dv)| {
+            // Every value inside a `limits` or `requests` map is a quantity.
+            let child_quantities = quantities || k == "limits" || k == "requests";
+            l.get(k).is_some_and(|lv| contained(dv, lv, child_quantities)) || (dv.is_null() && l.get(k).is_none())
+        }),
+        (Value::Array(d), Value::Array(l)) => {
+            d.len() == l.len() && d.iter().zip(l).all(|(a, b)| contained(a, b, false))
+        }
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::String(a), Value::String(b)) if quantities => crate::quantity::same_quantity(a, b),
         (a, b) => a == b,
     }
 }
@@ -119,6 +129,22 @@ mod tests {
             &json!({"spec": {"replicas": 2, "ports": [{"port": 80}, {"port": 81}]}})
         ));
         assert!(!contained_in(&desired, &json!({"spec": {"replicas": 2}})));
+    }
+
+    #[test]
+    fn quantities_under_limits_and_requests_compare_by_value() {
+        let desired = json!({"resources": {"limits": {"cpu": "0.5", "memory": "0.5Gi"}, "requests": {"cpu": "1"}}});
+        let canonical =
+            json!({"resources": {"limits": {"cpu": "500m", "memory": "512Mi"}, "requests": {"cpu": "1000m"}}});
+        assert!(contained_in(&desired, &canonical));
+        let edited = json!({"resources": {"limits": {"cpu": "600m", "memory": "512Mi"}, "requests": {"cpu": "1"}}});
+        assert!(!contained_in(&desired, &edited));
+        // Elsewhere strings stay strings: an image tag "1.0" is not the same as "1".
+        assert!(!contained_in(&json!({"image": "1.0"}), &json!({"image": "1"})));
+        assert!(!contained_in(
+            &json!({"labels": {"v": "0.5"}}),
+            &json!({"labels": {"v": "500m"}})
+        ));
     }
 
     #[test]

@@ -185,7 +185,7 @@ impl Default for ElectionTiming {
 }
 
 /// Runs the election forever, publishing whether this process leads on `leading`.
-pub async fn run_election(lock: LeaseLock, timing: ElectionTiming, leading: watch::Sender<bool>) {
+pub async fn run_election(lock: &LeaseLock, timing: ElectionTiming, leading: &watch::Sender<bool>) {
     let mut last_renewed: Option<Instant> = None;
     loop {
         match lock.try_acquire_or_renew().await {

@@ -16,5 +16,6 @@ pub mod desired;
 pub mod lease;
 pub mod metrics;
 pub mod operator;
+pub mod quantity;
 pub mod refresh;
 pub mod render;

@@ -159,8 +159,14 @@ fn run(args: RunArgs) {
                 ..Settings::default()
             },
         };
-        let (handle, operator) = operator::start(client, options);
+        let shutdown = async {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+        };
+        let (handle, operator) = operator::start_until(client, options, shutdown);
         let server = operator::serve(args.http_addr, handle);
+        // The operator future ends after an orderly shutdown (controllers stopped, Lease
+        // released); the health server runs until then so probes do not fail early.
         tokio::select! {
             _ = operator => {}
             result = server => {
@@ -169,7 +175,6 @@ fn run(args: RunArgs) {
                     std::process::exit(2);
                 }
             }
-            _ = shutdown_signal() => tracing::info!("shutting down"),
         }
     });
 }

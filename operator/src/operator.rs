@@ -51,7 +51,24 @@ impl Handle {
 }
 
 /// Starts the operator; returns its handle and the future that runs it (forever, until dropped).
+///
+/// Dropping the future is a crash as far as the other replicas can tell: the Lease stays held
+/// until it expires. Use [`start_until`] for an orderly shutdown that hands leadership over.
 pub fn start(client: Client, options: Options) -> (Arc<Handle>, impl Future<Output = ()> + Send + 'static) {
+    start_until(client, options, std::future::pending())
+}
+
+/// How long an orderly shutdown waits for the API server to accept the Lease release.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Like [`start`], but the returned future ends when `shutdown` completes: the controllers stop
+/// first, then the Lease is released (holder cleared) so a standby replica takes over at its
+/// next retry instead of waiting a full lease duration (15 s by default) for it to expire.
+pub fn start_until(
+    client: Client,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (Arc<Handle>, impl Future<Output = ()> + Send + 'static) {
     let metrics = Arc::new(Metrics::new());
     let (leading_tx, leading_rx) = watch::channel(options.election.is_none());
     let handle = Arc::new(Handle {
@@ -78,13 +95,29 @@ pub fn start(client: Client, options: Options) -> (Arc<Handle>, impl Future<Outp
                     &e.identity,
                     e.timing.lease_duration,
                 );
-                tokio::join!(run_election(lock, e.timing, leading_tx), controllers);
+                tokio::select! {
+                    _ = async { tokio::join!(run_election(&lock, e.timing, &leading_tx), controllers) } => {}
+                    _ = shutdown => {}
+                }
+                // The controllers were dropped with the select above, so no reconcile of this
+                // replica can overlap with the successor's once the Lease is free.
+                let was_leading = leading_tx.send_replace(false);
+                if was_leading {
+                    match tokio::time::timeout(RELEASE_TIMEOUT, lock.release()).await {
+                        Ok(Ok(())) => tracing::info!(identity = %e.identity, "released the leader lease"),
+                        Ok(Err(error)) => tracing::warn!(%error, "could not release the leader lease; it will expire"),
+                        Err(_) => tracing::warn!("releasing the leader lease timed out; it will expire"),
+                    }
+                }
             }
             None => {
                 // Without election this replica always leads; the sender must outlive the
                 // controllers, or the "lost leadership" wait would end at once.
                 let _always_leading = leading_tx;
-                controllers.await;
+                tokio::select! {
+                    _ = controllers => {}
+                    _ = shutdown => {}
+                }
             }
         }
     };

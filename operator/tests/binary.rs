@@ -107,3 +107,76 @@ async fn run_serves_health_readiness_and_metrics_and_logs_json() {
         "{log}"
     );
 }
+
+/// An orderly stop (SIGTERM, as the kubelet sends on a rollout) exits 0 and hands the Lease
+/// over at once: its holder is cleared, so a standby replica acquires it at its next retry
+/// instead of waiting the default 15 s lease duration.
+#[tokio::test]
+async fn sigterm_exits_0_and_releases_the_leader_lease() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::Api;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ns = support::TestNs::new("bin-term").await;
+    support::install_crds(&ns.client).await;
+    let mut child = Child(
+        Command::new(BIN)
+            .args(["--namespaces", &ns.name, "--http-addr", &format!("127.0.0.1:{port}")])
+            .args(["--lease-namespace", &ns.name, "--identity", "terminating-replica"])
+            .env("KUBECONFIG", &plane().kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let leases: Api<Lease> = Api::namespaced(ns.client.clone(), &ns.name);
+    let holder = |lease: Option<Lease>| lease.and_then(|l| l.spec).and_then(|s| s.holder_identity);
+    eventually(Duration::from_secs(20), "the binary to hold the Lease", || async {
+        (holder(leases.get_opt("hex-core-operator").await.unwrap()).as_deref() == Some("terminating-replica"))
+            .then_some(())
+    })
+    .await;
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = child.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the binary did not exit within 10 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(exit.code(), Some(0));
+
+    let lease = leases.get("hex-core-operator").await.unwrap();
+    assert_eq!(
+        holder(Some(lease.clone())),
+        None,
+        "holder cleared on shutdown: {lease:?}"
+    );
+
+    // A standby with the production timing (15 s lease) takes over well before expiry.
+    let lock = hex_core_operator::lease::LeaseLock::new(
+        ns.client.clone(),
+        &ns.name,
+        "hex-core-operator",
+        "standby",
+        Duration::from_secs(15),
+    );
+    assert_eq!(
+        lock.try_acquire_or_renew().await.unwrap(),
+        hex_core_operator::lease::Attempt::Held,
+        "the first attempt of a standby acquires the released Lease"
+    );
+}

@@ -186,8 +186,9 @@ async fn a_changed_catalog_reaches_the_running_service_without_a_restart() {
     }))
     .unwrap();
     catalogs.create(&PostParams::default(), &mc).await.unwrap();
-    // AUTH_MODE=none with the admin role, so the refresh is authorised whether or not this build
-    // of the service already accepts the machine admin token; the operator sends it regardless.
+    // forward_auth, a production mode: the only way the operator's refresh can be authorised is
+    // the machine admin token (the operator sends no forward-auth headers), so convergence below
+    // proves the whole login path: Secret created, mounted as AUTH_ADMIN_TOKEN_FILE, presented.
     let hcs: HexCoreService = serde_json::from_value(json!({
         "apiVersion": "hex-core.dev/v1alpha1", "kind": "HexCoreService",
         "metadata": {"name": "dp"},
@@ -195,7 +196,7 @@ async fn a_changed_catalog_reaches_the_running_service_without_a_restart() {
             "image": "hex-core-service:dev", "replicas": 1,
             "catalogs": {"names": ["demo"]},
             "registry": {"allowedHosts": ["127.0.0.1"], "requireHttps": false},
-            "auth": {"mode": "none", "none": {"allowInsecure": true, "roles": ["admin"]}},
+            "auth": {"mode": "forward_auth"},
         },
     }))
     .unwrap();
@@ -330,8 +331,10 @@ async fn a_changed_catalog_reaches_the_running_service_without_a_restart() {
     .await;
 
     // The running process serves the new model, it was never restarted, and reports the hash.
+    // (A caller behind the forward-auth proxy: the proxy's subject header.)
     let models: Value = http
         .get(format!("{base}/models"))
+        .header("x-auth-subject", "e2e-reader")
         .send()
         .await
         .unwrap()
@@ -357,6 +360,29 @@ async fn a_changed_catalog_reaches_the_running_service_without_a_restart() {
     );
     let status = services.get("dp").await.unwrap().status.unwrap();
     assert!(status.last_refresh_time.is_some());
+
+    // The admin endpoint really is guarded: no credential, a wrong token, or a forward-auth
+    // caller without the admin role are all refused; the machine token is accepted.
+    let refresh = format!("{base}/admin/registry/refresh");
+    let no_credential = http.post(&refresh).send().await.unwrap().status();
+    assert_eq!(no_credential, 401);
+    let wrong_token = http
+        .post(&refresh)
+        .bearer_auth("not-the-admin-token-0000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_token.status(), 401);
+    let reader = http
+        .post(&refresh)
+        .header("x-auth-subject", "e2e-reader")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(reader, 403, "a caller without the admin role");
+    let machine = http.post(&refresh).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(machine.status(), 200, "{:?}", machine.text().await);
     volume_sync.abort();
 }
 

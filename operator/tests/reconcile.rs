@@ -279,9 +279,27 @@ async fn a_reconcile_with_unchanged_inputs_writes_nothing() {
     let _operator = RunningOperator::start(client, &f.ns.name);
     f.create_catalog(catalog("c", json!({}), json!([model("a", "1")])))
         .await;
-    f.create_service(service("svc", json!({"names": ["c"]}))).await;
+    // Quantities as people write them; the API server stores the Deployment's in canonical form
+    // ("0.25" -> "250m", "0.5Gi" -> "512Mi"), which must not count as drift.
+    let mut svc = service("svc", json!({"names": ["c"]}));
+    svc.spec.resources = Some(
+        serde_json::from_value(json!({
+            "requests": {"cpu": "0.25", "memory": "0.0625Gi"},
+            "limits": {"cpu": "1000m", "memory": "0.5Gi"},
+        }))
+        .unwrap(),
+    );
+    f.create_service(svc).await;
     f.wait_condition("svc", "Ready", "False", "NoReadyReplicas").await;
     assert!(writes.count() > 0, "the first reconcile did write");
+    let live = f.deployment("svc").await;
+    let limits = live.spec.unwrap().template.spec.unwrap().containers[0]
+        .resources
+        .clone()
+        .unwrap()
+        .limits
+        .unwrap();
+    assert_eq!(limits["memory"].0, "512Mi", "the API server canonicalised the quantity");
 
     // Let in-flight reconciles (triggered by the operator's own writes) finish.
     tokio::time::sleep(Duration::from_secs(3)).await;

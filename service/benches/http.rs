@@ -10,12 +10,11 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{ArtifactServer, Route, ServiceProcess, client, demo_dir};
+use support::{ArtifactServer, Route, ServiceProcess, client, demo_env};
 
 const WARMUP: usize = 200;
 
@@ -98,27 +97,6 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn demo_env() -> BTreeMap<String, String> {
-    [
-        (
-            "REGISTRY_CATALOG_FILE",
-            demo_dir().join("catalog.json").to_str().unwrap().to_string(),
-        ),
-        ("REGISTRY_ALLOW_LOCAL_ARTIFACTS", "true".into()),
-        ("REGISTRY_ALLOWED_HOSTS", "localhost".into()),
-        ("REGISTRY_REQUIRE_HTTPS", "true".into()),
-        ("AUTH_MODE", "none".into()),
-        ("AUTH_ALLOW_INSECURE_NONE", "true".into()),
-        ("AUTH_NONE_ROLES", "admin".into()),
-        ("SERVER_HOST", "127.0.0.1".into()),
-        ("SERVER_PORT", "0".into()),
-        ("LOG_LEVEL", "info".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
-
 /// Serves the four real models from `HEX_MODELS_DIR` and returns the catalog that names them.
 fn real_models_catalog(server: &ArtifactServer) -> Option<String> {
     let dir = std::env::var("HEX_MODELS_DIR").ok()?;
@@ -182,13 +160,13 @@ async fn main() {
     let mut start_times = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
-        let service = ServiceProcess::spawn(&demo_env());
+        let service = ServiceProcess::spawn(&demo_env(&[("AUTH_NONE_ROLES", "admin"), ("LOG_LEVEL", "info")]));
         service.wait_ready().await;
         start_times.push(started.elapsed());
     }
     start_times.sort_unstable();
 
-    let service = ServiceProcess::spawn(&demo_env());
+    let service = ServiceProcess::spawn(&demo_env(&[("AUTH_NONE_ROLES", "admin"), ("LOG_LEVEL", "info")]));
     service.wait_ready().await;
     let idle_demo = rss_kib(service.pid(), "VmRSS:");
 
@@ -239,7 +217,7 @@ async fn main() {
         );
         std::process::exit(1);
     };
-    let mut env = demo_env();
+    let mut env = demo_env(&[("AUTH_NONE_ROLES", "admin"), ("LOG_LEVEL", "info")]);
     env.remove("REGISTRY_CATALOG_FILE");
     env.insert("REGISTRY_CATALOG_JSON".into(), catalog);
     env.insert("REGISTRY_ALLOWED_HOSTS".into(), artifacts.host_port());

@@ -8,24 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{ServiceProcess, client, demo_dir, service_binary};
-
-fn demo_env() -> BTreeMap<String, String> {
-    let catalog = demo_dir().join("catalog.json");
-    [
-        ("REGISTRY_CATALOG_FILE", catalog.to_str().unwrap()),
-        ("REGISTRY_ALLOW_LOCAL_ARTIFACTS", "true"),
-        ("REGISTRY_ALLOWED_HOSTS", "localhost"),
-        ("REGISTRY_REQUIRE_HTTPS", "true"),
-        ("AUTH_MODE", "none"),
-        ("AUTH_ALLOW_INSECURE_NONE", "true"),
-        ("SERVER_HOST", "127.0.0.1"),
-        ("SERVER_PORT", "0"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
+use support::{ServiceProcess, client, demo_dir, demo_env, service_binary};
 
 /// Runs the binary to completion with `env` and returns (exit code, stderr).
 fn run_to_exit(env: &BTreeMap<String, String>) -> (Option<i32>, String) {
@@ -43,7 +26,7 @@ fn run_to_exit(env: &BTreeMap<String, String>) -> (Option<i32>, String) {
 
 #[tokio::test]
 async fn serves_health_models_and_artifacts_from_the_demo_catalog() {
-    let service = ServiceProcess::spawn(&demo_env());
+    let service = ServiceProcess::spawn(&demo_env(&[]));
     service.wait_ready().await;
     let http = client();
 
@@ -89,7 +72,7 @@ async fn serves_health_models_and_artifacts_from_the_demo_catalog() {
 
 #[test]
 fn unknown_auth_mode_exits_2_naming_the_variable() {
-    let mut env = demo_env();
+    let mut env = demo_env(&[]);
     env.insert("AUTH_MODE".into(), "sometimes".into());
     let (code, stderr) = run_to_exit(&env);
     assert_eq!(code, Some(2), "stderr: {stderr}");
@@ -102,7 +85,7 @@ fn unknown_auth_mode_exits_2_naming_the_variable() {
 
 #[test]
 fn none_auth_without_the_allow_flag_exits_2() {
-    let mut env = demo_env();
+    let mut env = demo_env(&[]);
     env.remove("AUTH_ALLOW_INSECURE_NONE");
     let (code, stderr) = run_to_exit(&env);
     assert_eq!(code, Some(2), "stderr: {stderr}");
@@ -111,7 +94,7 @@ fn none_auth_without_the_allow_flag_exits_2() {
 
 #[test]
 fn malformed_port_exits_2() {
-    let mut env = demo_env();
+    let mut env = demo_env(&[]);
     env.insert("SERVER_PORT".into(), "eighty".into());
     let (code, stderr) = run_to_exit(&env);
     assert_eq!(code, Some(2), "stderr: {stderr}");
@@ -121,7 +104,7 @@ fn malformed_port_exits_2() {
 #[test]
 fn port_in_use_gives_a_clear_message() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut env = demo_env();
+    let mut env = demo_env(&[]);
     env.insert("SERVER_PORT".into(), taken.local_addr().unwrap().port().to_string());
     let (code, stderr) = run_to_exit(&env);
     assert_eq!(code, Some(2), "stderr: {stderr}");
@@ -130,7 +113,7 @@ fn port_in_use_gives_a_clear_message() {
 
 #[tokio::test]
 async fn sigterm_stops_the_service_with_exit_code_0() {
-    let mut service = ServiceProcess::spawn(&demo_env());
+    let mut service = ServiceProcess::spawn(&demo_env(&[]));
     service.wait_ready().await;
     let status = Command::new("kill")
         .args(["-TERM", &service.pid().to_string()])
@@ -153,7 +136,7 @@ fn version_flag_prints_the_workspace_version() {
 
 #[tokio::test]
 async fn logs_one_json_line_per_request_with_the_request_id() {
-    let service = ServiceProcess::spawn(&demo_env());
+    let service = ServiceProcess::spawn(&demo_env(&[]));
     service.wait_ready().await;
     let response = client()
         .get(service.url("/models"))
@@ -182,7 +165,7 @@ async fn sigterm_drains_an_in_flight_request_before_exiting() {
     use support::{ArtifactServer, Route};
     let server = ArtifactServer::http().await;
     server.set("/catalog.json", Route::ok("[]"));
-    let mut env = demo_env();
+    let mut env = demo_env(&[]);
     env.remove("REGISTRY_CATALOG_FILE");
     env.insert("REGISTRY_CATALOG_URL".into(), server.url("/catalog.json"));
     env.insert("REGISTRY_ALLOWED_HOSTS".into(), server.host_port());

@@ -13,25 +13,10 @@ use support::{ArtifactServer, InProcessService, Route, client, demo_dir};
 
 const BASE: &str = "/models/demo-passport/versions/0.1.0";
 
+/// The demo environment with metrics on (the records tests read them), plus `adapter`.
 fn demo_env(adapter: &[(&str, String)]) -> BTreeMap<String, String> {
-    let catalog = demo_dir().join("catalog.json");
-    let mut env: BTreeMap<String, String> = [
-        ("REGISTRY_CATALOG_FILE", catalog.to_str().unwrap().to_string()),
-        ("REGISTRY_ALLOW_LOCAL_ARTIFACTS", "true".into()),
-        ("REGISTRY_ALLOWED_HOSTS", "localhost".into()),
-        ("REGISTRY_REQUIRE_HTTPS", "true".into()),
-        ("AUTH_MODE", "none".into()),
-        ("AUTH_ALLOW_INSECURE_NONE", "true".into()),
-        ("SERVER_HOST", "127.0.0.1".into()),
-        ("SERVER_PORT", "0".into()),
-        ("METRICS_ENABLED", "true".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    for (k, v) in adapter {
-        env.insert(k.to_string(), v.clone());
-    }
+    let mut env = support::demo_env(&[("METRICS_ENABLED", "true")]);
+    env.extend(adapter.iter().map(|(k, v)| (k.to_string(), v.clone())));
     env
 }
 

@@ -3,35 +3,17 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-
 use serde_json::{Value, json};
-use support::{ServiceProcess, client, demo_dir};
-
-fn embedded_env(data_dir: &std::path::Path) -> BTreeMap<String, String> {
-    let catalog = demo_dir().join("catalog.json");
-    [
-        ("REGISTRY_CATALOG_FILE", catalog.to_str().unwrap()),
-        ("REGISTRY_ALLOW_LOCAL_ARTIFACTS", "true"),
-        ("REGISTRY_ALLOWED_HOSTS", "localhost"),
-        ("REGISTRY_REQUIRE_HTTPS", "true"),
-        ("AUTH_MODE", "none"),
-        ("AUTH_ALLOW_INSECURE_NONE", "true"),
-        ("SERVER_HOST", "127.0.0.1"),
-        ("SERVER_PORT", "0"),
-        ("IO_ADAPTER_ID", "embedded"),
-        ("IO_ADAPTER_DATA_DIR", data_dir.to_str().unwrap()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
+use support::{ServiceProcess, client, demo_dir, demo_env};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_creates_survive_kill_9() {
     const RECORDS: usize = 40;
     let dir = tempfile::tempdir().unwrap();
-    let env = embedded_env(dir.path());
+    let env = demo_env(&[
+        ("IO_ADAPTER_ID", "embedded"),
+        ("IO_ADAPTER_DATA_DIR", dir.path().to_str().unwrap()),
+    ]);
     let example: Value =
         serde_json::from_slice(&std::fs::read(demo_dir().join("examples/passport-valid.json")).unwrap()).unwrap();
     let http = client();

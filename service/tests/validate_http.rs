@@ -3,31 +3,8 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-
 use serde_json::{Value, json};
-use support::{InProcessService, client, demo_dir};
-
-fn demo_env(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
-    let catalog = demo_dir().join("catalog.json");
-    let mut env: BTreeMap<String, String> = [
-        ("REGISTRY_CATALOG_FILE", catalog.to_str().unwrap()),
-        ("REGISTRY_ALLOW_LOCAL_ARTIFACTS", "true"),
-        ("REGISTRY_ALLOWED_HOSTS", "localhost"),
-        ("REGISTRY_REQUIRE_HTTPS", "true"),
-        ("AUTH_MODE", "none"),
-        ("AUTH_ALLOW_INSECURE_NONE", "true"),
-        ("SERVER_HOST", "127.0.0.1"),
-        ("SERVER_PORT", "0"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    for (k, v) in extra {
-        env.insert(k.to_string(), v.to_string());
-    }
-    env
-}
+use support::{InProcessService, client, demo_dir, demo_env};
 
 fn example(name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(demo_dir().join("examples").join(name)).unwrap()).unwrap()

@@ -458,6 +458,30 @@ pub fn demo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../demo")
 }
 
+/// The environment of the README's run command, for tests: the bundled demo catalog (local
+/// artifacts), `AUTH_MODE=none` explicitly allowed, a free port on 127.0.0.1; then `extra`
+/// (later entries win), e.g. `&[("IO_ADAPTER_ID", "embedded")]`.
+pub fn demo_env(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let catalog = demo_dir().join("catalog.json");
+    let mut env: BTreeMap<String, String> = [
+        ("REGISTRY_CATALOG_FILE", catalog.to_str().expect("UTF-8 path")),
+        ("REGISTRY_ALLOW_LOCAL_ARTIFACTS", "true"),
+        ("REGISTRY_ALLOWED_HOSTS", "localhost"),
+        ("REGISTRY_REQUIRE_HTTPS", "true"),
+        ("AUTH_MODE", "none"),
+        ("AUTH_ALLOW_INSECURE_NONE", "true"),
+        ("SERVER_HOST", "127.0.0.1"),
+        ("SERVER_PORT", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
 /// `HEX_MODELS_DIR`, or a failure that says how to provide it: tests on the real models never skip.
 pub fn models_dir() -> PathBuf {
     let dir = std::env::var("HEX_MODELS_DIR").unwrap_or_else(|_| {
