@@ -128,8 +128,7 @@ impl EmbeddedStore {
 /// to the index and answers.
 fn write_loop(db: Database, index: Arc<RwLock<RecordIndex>>, requests: mpsc::Receiver<WriteRequest>) {
     let mut waiting: Vec<WriteRequest> = Vec::new();
-    let mut expected = 1;
-    let mut linger = Duration::ZERO;
+    let mut policy = BatchPolicy::default();
     loop {
         if waiting.is_empty() {
             match requests.recv() {
@@ -137,15 +136,17 @@ fn write_loop(db: Database, index: Arc<RwLock<RecordIndex>>, requests: mpsc::Rec
                 Err(_) => return,
             }
         }
-        gather(&requests, &mut waiting, expected, linger);
+        let linger = policy.next_linger();
+        let filled = gather(&requests, &mut waiting, policy.expected, linger);
+        policy.record_gather(linger, filled);
         let (news, replies): (Vec<NewRecord>, Vec<Reply>) = std::mem::take(&mut waiting).into_iter().unzip();
         let started = Instant::now();
         let committed = commit_batch(&db, &news);
-        linger = started.elapsed().min(MAX_LINGER);
+        let commit_duration = started.elapsed();
         // Creates that arrived during the commit come from writers other than the ones about to
         // be answered, who usually send again at once: together they are the next batch to expect.
         drain(&requests, &mut waiting);
-        expected = (news.len() + waiting.len()).clamp(1, MAX_BATCH);
+        policy.record_commit(news.len() + waiting.len(), commit_duration);
         match committed {
             Ok(results) => {
                 if let Ok(mut index) = index.write() {
@@ -171,6 +172,64 @@ fn write_loop(db: Database, index: Arc<RwLock<RecordIndex>>, requests: mpsc::Rec
     }
 }
 
+/// How long the writer waits to fill a batch (see [`gather`]).
+///
+/// Waiting pays when the writers just answered come back within a commit's duration (callers in
+/// process, or behind a fast handler); it is a loss when they take longer (behind HTTP and
+/// validation on a busy machine), because the batch would have been committed at once and the
+/// late writers would have joined the next one anyway. So a wait that ends without the expected
+/// writers turns waiting off for the next 2, 4, ... 64 batches, and a filled batch turns it back on.
+#[derive(Debug)]
+struct BatchPolicy {
+    /// Creates the next batch should hold: the writers answered by the last commit plus the ones
+    /// that queued during it.
+    expected: usize,
+    /// The last commit's duration, at most [`MAX_LINGER`].
+    linger: Duration,
+    /// Consecutive waits that ended without the expected writers.
+    misses: u32,
+    /// Batches still to form without waiting.
+    skip: u32,
+}
+
+/// Waiting is retried after at most 2^6 = 64 batches.
+const MAX_BACKOFF_SHIFT: u32 = 6;
+
+impl Default for BatchPolicy {
+    fn default() -> Self {
+        Self {
+            expected: 1,
+            linger: Duration::ZERO,
+            misses: 0,
+            skip: 0,
+        }
+    }
+}
+
+impl BatchPolicy {
+    fn next_linger(&mut self) -> Duration {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return Duration::ZERO;
+        }
+        self.linger
+    }
+
+    fn record_gather(&mut self, linger: Duration, filled: bool) {
+        if filled {
+            self.misses = 0;
+        } else if !linger.is_zero() {
+            self.misses = (self.misses + 1).min(MAX_BACKOFF_SHIFT);
+            self.skip = 1 << self.misses;
+        }
+    }
+
+    fn record_commit(&mut self, next_expected: usize, duration: Duration) {
+        self.expected = next_expected.clamp(1, MAX_BATCH);
+        self.linger = duration.min(MAX_LINGER);
+    }
+}
+
 /// Takes every create already waiting, up to [`MAX_BATCH`].
 fn drain<T>(requests: &mpsc::Receiver<T>, batch: &mut Vec<T>) {
     while batch.len() < MAX_BATCH {
@@ -182,16 +241,17 @@ fn drain<T>(requests: &mpsc::Receiver<T>, batch: &mut Vec<T>) {
 }
 
 /// Fills `batch` with what is waiting, then waits up to `linger` until it holds `expected`
-/// creates. Without the wait, N concurrent writers split into two groups that alternate (one is
-/// committed while the other queues), so each fsync carries about N/2 records; waiting for the
-/// writers just answered, who send their next create within microseconds, brings all N into one
-/// commit. A lone writer expects 1 and never waits; when writers leave, the wait is bounded by
-/// `linger` (at most the last commit's duration and [`MAX_LINGER`]) and `expected` shrinks at the
-/// next commit.
-fn gather<T>(requests: &mpsc::Receiver<T>, batch: &mut Vec<T>, expected: usize, linger: Duration) {
+/// creates; answers whether it does. Without the wait, N concurrent writers split into two groups
+/// that alternate (one is committed while the other queues), so each fsync carries about N/2
+/// records; waiting for the writers just answered, when they send their next create at once,
+/// brings all N into one commit. A lone writer expects 1 and never waits; when writers leave, the
+/// wait is bounded by `linger` and `expected` shrinks at the next commit; [`BatchPolicy`] stops
+/// waiting when it does not pay.
+fn gather<T>(requests: &mpsc::Receiver<T>, batch: &mut Vec<T>, expected: usize, linger: Duration) -> bool {
+    let expected = expected.min(MAX_BATCH);
     drain(requests, batch);
     let deadline = Instant::now() + linger;
-    while batch.len() < expected.min(MAX_BATCH) {
+    while batch.len() < expected {
         let now = Instant::now();
         if now >= deadline {
             break;
@@ -201,6 +261,7 @@ fn gather<T>(requests: &mpsc::Receiver<T>, batch: &mut Vec<T>, expected: usize, 
             Err(_) => break,
         }
     }
+    batch.len() >= expected
 }
 
 /// One write transaction for the batch. Each create sees the ones before it (same transaction),
@@ -325,7 +386,7 @@ mod tests {
             late.send(3).unwrap();
         });
         let mut batch = Vec::new();
-        gather(&requests, &mut batch, 3, Duration::from_secs(10));
+        assert!(gather(&requests, &mut batch, 3, Duration::from_secs(10)));
         sender.join().unwrap();
         assert_eq!(batch, vec![1, 2, 3]);
     }
@@ -336,7 +397,7 @@ mod tests {
         send.send(1).unwrap();
         let mut batch = Vec::new();
         let started = Instant::now();
-        gather(&requests, &mut batch, 1, Duration::from_secs(10));
+        assert!(gather(&requests, &mut batch, 1, Duration::from_secs(10)));
         assert_eq!(batch, vec![1]);
         assert!(started.elapsed() < Duration::from_secs(5));
     }
@@ -347,9 +408,39 @@ mod tests {
         send.send(1).unwrap();
         let mut batch = Vec::new();
         let started = Instant::now();
-        gather(&requests, &mut batch, 8, Duration::from_millis(30));
+        assert!(!gather(&requests, &mut batch, 8, Duration::from_millis(30)));
         assert_eq!(batch, vec![1]);
         assert!(started.elapsed() >= Duration::from_millis(30));
         drop(send);
+    }
+
+    #[test]
+    fn waits_that_end_without_the_writers_turn_waiting_off_for_a_growing_number_of_batches() {
+        let mut policy = BatchPolicy::default();
+        policy.record_commit(8, Duration::from_millis(1));
+        assert_eq!(policy.next_linger(), Duration::from_millis(1));
+        policy.record_gather(Duration::from_millis(1), false);
+        assert_eq!(policy.next_linger(), Duration::ZERO);
+        policy.record_gather(Duration::ZERO, false);
+        assert_eq!(policy.next_linger(), Duration::ZERO);
+        policy.record_gather(Duration::ZERO, false);
+        // Two batches without waiting, then a second try, which also fails: four batches.
+        assert_eq!(policy.next_linger(), Duration::from_millis(1));
+        policy.record_gather(Duration::from_millis(1), false);
+        let skipped = (0..4).filter(|_| policy.next_linger().is_zero()).count();
+        assert_eq!(skipped, 4);
+        // A filled batch turns waiting back on for good.
+        assert_eq!(policy.next_linger(), Duration::from_millis(1));
+        policy.record_gather(Duration::from_millis(1), true);
+        assert_eq!(policy.next_linger(), Duration::from_millis(1));
+        assert_eq!(policy.misses, 0);
+    }
+
+    #[test]
+    fn linger_is_the_last_commit_capped() {
+        let mut policy = BatchPolicy::default();
+        policy.record_commit(0, Duration::from_secs(1));
+        assert_eq!(policy.expected, 1);
+        assert_eq!(policy.next_linger(), MAX_LINGER);
     }
 }
