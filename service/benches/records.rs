@@ -129,15 +129,22 @@ async fn bench_creates(adapter: &'static str, store: Arc<dyn RecordStore>, concu
     }
 }
 
-async fn bench_query(adapter: &'static str, store: Arc<dyn RecordStore>, records: usize) -> Row {
-    let service = Arc::new(RecordService::new(store.clone(), Arc::new(Metrics::new())));
-    let scope = RecordScope::new(None, "bench-query", "1");
+fn query_scope() -> RecordScope {
+    RecordScope::new(None, "bench-query", "1")
+}
+
+async fn load_query_records(adapter: &'static str, store: Arc<dyn RecordStore>, records: usize) {
+    let service = Arc::new(RecordService::new(store, Arc::new(Metrics::new())));
     let loading = Instant::now();
-    create_load(service, &scope, 4 * CONCURRENCY, records).await;
+    create_load(service, &query_scope(), 4 * CONCURRENCY, records).await;
     eprintln!(
         "{adapter}: loaded {records} records in {:.1} s",
         loading.elapsed().as_secs_f64()
     );
+}
+
+async fn bench_query(adapter: &'static str, store: Arc<dyn RecordStore>, records: usize) -> Row {
+    let scope = query_scope();
     let iterations = 300;
     let mut latencies = Vec::with_capacity(iterations);
     let started = Instant::now();
@@ -166,7 +173,8 @@ async fn bench_query(adapter: &'static str, store: Arc<dyn RecordStore>, records
     }
 }
 
-async fn fresh_postgres() -> Arc<dyn RecordStore> {
+/// A fresh database with the schema applied; also its connection settings, for `ANALYZE`.
+async fn fresh_postgres() -> (Arc<dyn RecordStore>, tokio_postgres::Config) {
     let url = std::env::var("HEX_TEST_DATABASE_URL").expect(
         "HEX_TEST_DATABASE_URL is not set: run scripts/bench-records (it starts PostgreSQL with scripts/postgres up)",
     );
@@ -180,14 +188,30 @@ async fn fresh_postgres() -> Arc<dyn RecordStore> {
     client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
     let mut config = admin;
     config.dbname(&name);
-    let store = PostgresStore::from_config(config, Duration::from_secs(10)).unwrap();
+    let store = PostgresStore::from_config(config.clone(), Duration::from_secs(10)).unwrap();
     store.migrate().await.unwrap();
-    Arc::new(store)
+    (Arc::new(store), config)
+}
+
+/// Does after the bulk load what autovacuum would do shortly after it: planner statistics
+/// (ANALYZE), hint bits and the visibility map (VACUUM). The timed queries then neither run on a
+/// plan made for an empty table, nor race an autovacuum, nor pay for the first reads of fresh rows.
+async fn vacuum_analyze(config: &tokio_postgres::Config) {
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.batch_execute("VACUUM ANALYZE hex_records").await.unwrap();
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn main() {
     let creates = env_usize("HEX_BENCH_CREATES", 8000);
     let query_records = env_usize("HEX_BENCH_QUERY_RECORDS", 100_000);
+    let load_before = load_average();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -200,15 +224,19 @@ fn main() {
         let embedded: Arc<dyn RecordStore> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
         rows.push(bench_creates("embedded", embedded.clone(), CONCURRENCY, creates).await);
         rows.push(bench_creates("embedded", embedded.clone(), 8 * CONCURRENCY, creates).await);
+        load_query_records("embedded", embedded.clone(), query_records).await;
         rows.push(bench_query("embedded", embedded.clone(), query_records).await);
         drop(embedded);
 
-        let postgres = fresh_postgres().await;
+        let (postgres, postgres_config) = fresh_postgres().await;
         rows.push(bench_creates("postgres", postgres.clone(), CONCURRENCY, creates).await);
         rows.push(bench_creates("postgres", postgres.clone(), 8 * CONCURRENCY, creates).await);
+        load_query_records("postgres", postgres.clone(), query_records).await;
+        vacuum_analyze(&postgres_config).await;
         rows.push(bench_query("postgres", postgres, query_records).await);
         rows
     });
+    let load_after = load_average();
     println!();
     println!("| adapter  | operation                         |   ops | ops/s    | p50 ms | p99 ms | RSS MiB |");
     println!("|----------|-----------------------------------|-------|----------|--------|--------|---------|");
@@ -230,5 +258,7 @@ fn main() {
         "the 100,000 query records are loaded with {} writers (not timed in the table).",
         4 * CONCURRENCY
     );
-    println!("query: eq on payload.category (1% of records) + sort on payload.mass_kg desc, limit 50, sequential.");
+    println!("query: eq on payload.category (1% of records) + sort on payload.mass_kg desc, limit 50, sequential;");
+    println!("postgres: VACUUM ANALYZE after the load.");
+    println!("load average (1, 5, 15 min) before: {load_before}; after: {load_after}.");
 }

@@ -96,15 +96,22 @@ fn condition() -> impl Strategy<Value = Value> {
 fn filter() -> impl Strategy<Value = Value> {
     (
         prop::collection::vec(condition(), 0..3),
-        prop::sample::select(FIELDS),
-        any::<bool>(),
+        // One or two sort keys: the postgres translation extracts each payload sort value once,
+        // in a subquery, and names them by position.
+        prop::collection::vec((prop::sample::select(FIELDS), any::<bool>()), 1..3),
         0u64..8,
         0u64..4,
     )
-        .prop_map(|(conditions, sort_field, descending, limit, offset)| {
+        .prop_map(|(conditions, sort_keys, limit, offset)| {
+            let sort: Vec<Value> = sort_keys
+                .into_iter()
+                .map(
+                    |(field, descending)| json!({"field": field, "direction": if descending { "desc" } else { "asc" }}),
+                )
+                .collect();
             json!({
                 "where": conditions,
-                "sort": [{"field": sort_field, "direction": if descending { "desc" } else { "asc" }}],
+                "sort": sort,
                 "limit": limit,
                 "offset": offset,
             })
