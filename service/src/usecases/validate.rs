@@ -1,21 +1,21 @@
 //! Validate a payload against a loaded model version with every compiled validator.
 //!
-//! Validation is CPU-bound, so it runs on tokio's blocking pool behind a semaphore (at most one
-//! validation per core in flight, the rest queue) and under a time budget, so one heavy payload
-//! cannot stall the reactor or the other requests. A blocking task cannot be cancelled once it
-//! runs, so payloads with more JSON values than `VALIDATION_MAX_NODES` are refused before any
-//! validator (the RDF mapping makes a node or a triple of every value) sees them.
+//! Validation is CPU-bound, so it runs on the validation threads (`validation_pool`: one per core,
+//! the rest queue) under a time budget, so one heavy payload cannot stall the reactor or the other
+//! requests. A running validation cannot be cancelled, so payloads with more JSON values than
+//! `VALIDATION_MAX_NODES` are refused before any validator (the RDF mapping makes a node or a
+//! triple of every value) sees them; one whose budget runs out while it queues is never run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::sync::Semaphore;
 
 use crate::domain::report::{ValidationReport, ValidatorResult};
 use crate::metrics::Metrics;
 use crate::ports::CompiledModel;
 use crate::registry::LoadedModel;
+use crate::usecases::validation_pool::{PoolError, ValidationPool};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidateError {
@@ -31,21 +31,22 @@ pub enum ValidateError {
 pub const DEFAULT_MAX_NODES: usize = 50_000;
 
 pub struct ValidationService {
-    permits: Arc<Semaphore>,
+    pool: ValidationPool,
     budget: Duration,
     metrics: Arc<Metrics>,
     max_nodes: usize,
 }
 
 impl ValidationService {
-    pub fn new(budget: Duration, metrics: Arc<Metrics>) -> Self {
+    /// Starts one validation thread per core (at least two).
+    pub fn new(budget: Duration, metrics: Arc<Metrics>) -> std::io::Result<Self> {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        Self {
-            permits: Arc::new(Semaphore::new(cores.max(2))),
+        Ok(Self {
+            pool: ValidationPool::new(cores.max(2))?,
             budget,
             metrics,
             max_nodes: DEFAULT_MAX_NODES,
-        }
+        })
     }
 
     pub fn with_max_nodes(mut self, max_nodes: usize) -> Self {
@@ -62,19 +63,13 @@ impl ValidationService {
             return Err(ValidateError::TooComplex { limit: self.max_nodes });
         }
         let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + self.budget;
-        let permit = tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| ValidateError::Timeout(self.budget))?
-            .map_err(|e| ValidateError::Failed(e.to_string()))?;
         let task_model = model.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            run_validators(&task_model, &payload)
-        });
-        let report = match tokio::time::timeout_at(deadline, task).await {
+        let task = self.pool.run(move || run_validators(&task_model, &payload));
+        let report = match tokio::time::timeout(self.budget, task).await {
             Err(_) => return Err(ValidateError::Timeout(self.budget)),
-            Ok(Err(join)) => return Err(ValidateError::Failed(join.to_string())),
+            Ok(Err(error @ (PoolError::Stopped | PoolError::Panicked(_)))) => {
+                return Err(ValidateError::Failed(error.to_string()));
+            }
             Ok(Ok(report)) => report,
         };
         self.record(&model, &report, started.elapsed());
