@@ -65,20 +65,40 @@ impl ValidationPool {
     }
 }
 
-fn work(queue: &Mutex<mpsc::Receiver<Job>>) {
-    // This thread becomes the single worker of its own rayon pool, so rayon calls made by the
-    // validators run inline here (see the module comment). Kept for the thread's lifetime.
-    let _own_pool = match rayon::ThreadPoolBuilder::new()
+/// Runs `job` on the calling thread, with rayon calls inline as on a validation thread. For
+/// validations known to be cheap (see `usecases::validate`), where the hand-off to a validation
+/// thread and back would cost more than the validation.
+pub fn run_here<R>(job: impl FnOnce() -> R) -> Result<R, PoolError> {
+    thread_local! {
+        static OWN_POOL: Option<rayon::ThreadPool> = own_rayon_pool();
+    }
+    OWN_POOL.with(|_| ());
+    std::panic::catch_unwind(AssertUnwindSafe(job)).map_err(|panic| PoolError::Panicked(panic_message(panic)))
+}
+
+/// Makes the calling thread the single worker of a rayon pool of its own, so rayon calls made on
+/// it run inline (see the module comment). The pool must live as long as the thread. Nothing on
+/// these threads uses `rayon::spawn`, whose jobs such a thread would never pick up (only
+/// `shacl-rust` uses rayon, with `par_iter` and `join`).
+fn own_rayon_pool() -> Option<rayon::ThreadPool> {
+    if rayon::current_thread_index().is_some() {
+        return None;
+    }
+    match rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .use_current_thread()
         .build()
     {
         Ok(pool) => Some(pool),
         Err(error) => {
-            tracing::warn!(error = %error, "validation thread without its own rayon pool: SHACL fans out to the global pool");
+            tracing::warn!(error = %error, "thread without its own rayon pool: SHACL fans out to the global pool");
             None
         }
-    };
+    }
+}
+
+fn work(queue: &Mutex<mpsc::Receiver<Job>>) {
+    let _own_pool = own_rayon_pool();
     loop {
         // The lock is held while waiting, so idle threads queue on the mutex, not on the channel.
         let job = match queue.lock() {
@@ -122,6 +142,21 @@ mod tests {
         assert!(name.unwrap().starts_with("hex-validate-"));
         assert_eq!(rayon_threads, 1, "rayon calls run on the validation thread itself");
         assert_eq!(sum, 499_500);
+    }
+
+    #[test]
+    fn run_here_runs_rayon_inline_on_the_calling_thread() {
+        let caller = std::thread::current().id();
+        let (thread, rayon_threads) = run_here(|| {
+            use rayon::prelude::*;
+            let ids: Vec<_> = (0..64).into_par_iter().map(|_| std::thread::current().id()).collect();
+            assert!(ids.iter().all(|id| *id == ids[0]));
+            (ids[0], rayon::current_num_threads())
+        })
+        .unwrap();
+        assert_eq!(thread, caller);
+        assert_eq!(rayon_threads, 1);
+        assert_eq!(run_here(|| -> u8 { panic!("inline boom") }), Err(PoolError::Panicked("inline boom".into())));
     }
 
     #[tokio::test]
