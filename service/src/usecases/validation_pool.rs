@@ -61,7 +61,10 @@ impl ValidationPool {
                 let _ = done.send(outcome);
             }))
             .map_err(|_| PoolError::Stopped)?;
-        result.await.map_err(|_| PoolError::Stopped)?.map_err(PoolError::Panicked)
+        result
+            .await
+            .map_err(|_| PoolError::Stopped)?
+            .map_err(PoolError::Panicked)
     }
 }
 
@@ -156,7 +159,10 @@ mod tests {
         .unwrap();
         assert_eq!(thread, caller);
         assert_eq!(rayon_threads, 1);
-        assert_eq!(run_here(|| -> u8 { panic!("inline boom") }), Err(PoolError::Panicked("inline boom".into())));
+        assert_eq!(
+            run_here(|| -> u8 { panic!("inline boom") }),
+            Err(PoolError::Panicked("inline boom".into()))
+        );
     }
 
     #[tokio::test]
