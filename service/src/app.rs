@@ -104,6 +104,7 @@ pub fn build_state(config: &Config) -> Result<AppState, StartError> {
     let auth = build_authenticator(config)?;
     let validation = Arc::new(
         ValidationService::new(config.server.validation_timeout, metrics.clone())
+            .map_err(|e| StartError::Setup(format!("cannot start the validation threads: {e}")))?
             .with_max_nodes(config.server.validation_max_nodes),
     );
     let info = Arc::new(ServiceInfo {

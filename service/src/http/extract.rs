@@ -57,9 +57,18 @@ fn is_json_content_type(value: &str) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// Parses JSON in two steps so a syntax error (line, column) and a shape error (which field) each
-/// get a precise message.
+/// Parses JSON straight into `T`; when that fails, again in two steps so a syntax error (line,
+/// column) and a shape error (which field) each get a precise message. The two-step parse also
+/// decides whenever the direct one refuses (a duplicate key, for one, is the last value there), so
+/// what is accepted does not change; only valid bodies skip building an intermediate tree.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match serde_json::from_slice(bytes) {
+        Ok(parsed) => Ok(parsed),
+        Err(_) => parse_json_in_two_steps(bytes),
+    }
+}
+
+fn parse_json_in_two_steps<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest {
         message: format!("request body is not valid JSON: {e}"),
         details: json!({"line": e.line(), "column": e.column()}),
@@ -122,6 +131,21 @@ mod tests {
         assert!(is_json_content_type("application/merge-patch+json"));
         assert!(!is_json_content_type("text/plain"));
         assert!(!is_json_content_type(""));
+    }
+
+    #[test]
+    fn a_duplicate_key_is_accepted_as_by_the_two_step_parse() {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            payload: serde_json::Value,
+        }
+        let body: Body = parse_json(br#"{"payload": {"a": 1}, "payload": {"b": 2}}"#).unwrap();
+        assert_eq!(body.payload, serde_json::json!({"b": 2}));
+        match parse_json::<Body>(br#"{"payload": {}, "extra": 1}"#) {
+            Err(ApiError::BadRequest { message, .. }) => assert!(message.contains("wrong shape"), "{message}"),
+            other => panic!("unexpected {:?}", other.map(|b| b.payload)),
+        }
     }
 
     #[test]

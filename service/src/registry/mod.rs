@@ -23,6 +23,7 @@ use crate::domain::catalog::{Catalog, CatalogEntry, CatalogError};
 use crate::domain::model::{ArtifactKind, ModelKey};
 use crate::metrics::Metrics;
 use crate::ports::{ArtifactSet, ArtifactSource, CompiledModel, FetchError, ModelCompiler, TargetClass};
+use crate::usecases::validate::ValidationCost;
 
 /// Where the catalog bytes come from on each load.
 #[derive(Debug, Clone)]
@@ -49,6 +50,8 @@ pub struct LoadedModel {
     pub artifacts: BTreeMap<ArtifactKind, LoadedArtifact>,
     pub compiled: CompiledModel,
     pub loaded_at: OffsetDateTime,
+    /// Its recent validation time: whether a small payload may validate on the reactor thread.
+    pub validation_cost: ValidationCost,
 }
 
 impl LoadedModel {
@@ -299,6 +302,7 @@ impl Loader {
             artifacts: loaded,
             compiled,
             loaded_at: OffsetDateTime::now_utc(),
+            validation_cost: ValidationCost::default(),
         };
         (entry, Ok(model))
     }

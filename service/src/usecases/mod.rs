@@ -2,3 +2,4 @@
 
 pub mod records;
 pub mod validate;
+pub mod validation_pool;
