@@ -455,18 +455,15 @@ async fn helm_install_gives_the_operator_exactly_the_rights_it_needs() {
 
     let catalogs: Api<ModelCatalog> = Api::namespaced(watched.client.clone(), &watched.name);
     let services: Api<HexCoreService> = Api::namespaced(watched.client.clone(), &watched.name);
-    let mc: ModelCatalog = serde_json::from_value(json!({
-        "apiVersion": "hex-core.dev/v1alpha1", "kind": "ModelCatalog", "metadata": {"name": "c"},
-        "spec": {"models": [{"model": "a", "version": "1", "schemaUrl": "https://h/a.json"}]},
-    }))
-    .unwrap();
-    catalogs.create(&PostParams::default(), &mc).await.unwrap();
-    let hcs: HexCoreService = serde_json::from_value(json!({
-        "apiVersion": "hex-core.dev/v1alpha1", "kind": "HexCoreService", "metadata": {"name": "svc"},
-        "spec": {"image": "i:1", "replicas": 2, "catalogs": {"names": ["c"]}, "registry": {"allowedHosts": ["h"]},
-                 "auth": {"mode": "forward_auth"}, "podDisruptionBudget": {"maxUnavailable": 1}},
-    }))
-    .unwrap();
+    catalogs
+        .create(&PostParams::default(), &support::minimal_catalog("c"))
+        .await
+        .unwrap();
+    let hcs = support::minimal_service(
+        "svc",
+        "c",
+        json!({"replicas": 2, "podDisruptionBudget": {"maxUnavailable": 1}}),
+    );
     services.create(&PostParams::default(), &hcs).await.unwrap();
 
     let deployments: Api<Deployment> = Api::namespaced(watched.client.clone(), &watched.name);

@@ -54,18 +54,11 @@ async fn of_two_operator_replicas_only_the_leader_acts_and_the_other_takes_over(
     let catalogs: Api<ModelCatalog> = Api::namespaced(ns.client.clone(), &ns.name);
     let services: Api<HexCoreService> = Api::namespaced(ns.client.clone(), &ns.name);
     let deployments: Api<Deployment> = Api::namespaced(ns.client.clone(), &ns.name);
-    let mc: ModelCatalog = serde_json::from_value(json!({
-        "apiVersion": "hex-core.dev/v1alpha1", "kind": "ModelCatalog", "metadata": {"name": "c"},
-        "spec": {"models": [{"model": "a", "version": "1", "schemaUrl": "https://h/a.json"}]},
-    }))
-    .unwrap();
-    catalogs.create(&PostParams::default(), &mc).await.unwrap();
-    let hcs: HexCoreService = serde_json::from_value(json!({
-        "apiVersion": "hex-core.dev/v1alpha1", "kind": "HexCoreService", "metadata": {"name": "svc"},
-        "spec": {"image": "i:1", "catalogs": {"names": ["c"]}, "registry": {"allowedHosts": ["h"]},
-                 "auth": {"mode": "forward_auth"}},
-    }))
-    .unwrap();
+    catalogs
+        .create(&PostParams::default(), &support::minimal_catalog("c"))
+        .await
+        .unwrap();
+    let hcs = support::minimal_service("svc", "c", json!({}));
     services.create(&PostParams::default(), &hcs).await.unwrap();
     eventually(Duration::from_secs(30), "the Deployment", || async {
         deployments.get_opt("svc").await.unwrap()

@@ -77,18 +77,11 @@ async fn the_operator_does_its_job_with_exactly_the_deployed_rbac() {
 
     let catalogs: Api<ModelCatalog> = Api::namespaced(ns.client.clone(), &ns.name);
     let services: Api<HexCoreService> = Api::namespaced(ns.client.clone(), &ns.name);
-    let mc: ModelCatalog = serde_json::from_value(json!({
-        "apiVersion": "hex-core.dev/v1alpha1", "kind": "ModelCatalog", "metadata": {"name": "c"},
-        "spec": {"models": [{"model": "a", "version": "1", "schemaUrl": "https://h/a.json"}]},
-    }))
-    .unwrap();
-    catalogs.create(&PostParams::default(), &mc).await.unwrap();
-    let hcs: HexCoreService = serde_json::from_value(json!({
-        "apiVersion": "hex-core.dev/v1alpha1", "kind": "HexCoreService", "metadata": {"name": "svc"},
-        "spec": {"image": "i:1", "catalogs": {"names": ["c"]}, "registry": {"allowedHosts": ["h"]},
-                 "auth": {"mode": "forward_auth"}, "podDisruptionBudget": {"maxUnavailable": 1}},
-    }))
-    .unwrap();
+    catalogs
+        .create(&PostParams::default(), &support::minimal_catalog("c"))
+        .await
+        .unwrap();
+    let hcs = support::minimal_service("svc", "c", json!({"podDisruptionBudget": {"maxUnavailable": 1}}));
     services.create(&PostParams::default(), &hcs).await.unwrap();
 
     let deployments: Api<Deployment> = Api::namespaced(ns.client.clone(), &ns.name);

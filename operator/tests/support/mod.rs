@@ -397,3 +397,33 @@ pub fn init_logging() {
             .try_init();
     });
 }
+
+/// The smallest valid ModelCatalog: one model `a` 1 with a schema on host `h`.
+pub fn minimal_catalog(name: &str) -> hex_core_operator::crd::ModelCatalog {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "hex-core.dev/v1alpha1", "kind": "ModelCatalog", "metadata": {"name": name},
+        "spec": {"models": [{"model": "a", "version": "1", "schemaUrl": "https://h/a.json"}]},
+    }))
+    .expect("a valid ModelCatalog")
+}
+
+/// A HexCoreService `name` serving the catalog named `catalog` (host `h` allowed, forward_auth),
+/// with `extra_spec`'s fields merged into its spec (e.g. replicas, a PodDisruptionBudget).
+pub fn minimal_service(
+    name: &str,
+    catalog: &str,
+    extra_spec: serde_json::Value,
+) -> hex_core_operator::crd::HexCoreService {
+    let mut spec = serde_json::json!({
+        "image": "i:1", "catalogs": {"names": [catalog]}, "registry": {"allowedHosts": ["h"]},
+        "auth": {"mode": "forward_auth"},
+    });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra_spec.as_object()) {
+        spec.extend(extra.clone());
+    }
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "hex-core.dev/v1alpha1", "kind": "HexCoreService", "metadata": {"name": name},
+        "spec": spec,
+    }))
+    .expect("a valid HexCoreService")
+}
