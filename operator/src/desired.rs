@@ -774,6 +774,20 @@ mod tests {
         ModelCatalogSpec { models }
     }
 
+    /// The postgres IO adapter with its database URL in Secret `name`, key `key`.
+    fn postgres_with_credentials_in(name: &str, key: &str) -> IoAdapterSpec {
+        IoAdapterSpec {
+            id: "postgres".into(),
+            version: None,
+            base_url: None,
+            timeout_ms: None,
+            credentials_secret_ref: Some(SecretKeyRef {
+                name: name.into(),
+                key: key.into(),
+            }),
+        }
+    }
+
     pub(crate) fn hcs(name: &str) -> HexCoreService {
         let mut hcs = HexCoreService::new(
             name,
@@ -1138,16 +1152,7 @@ mod tests {
     #[test]
     fn deployment_takes_placement_resources_and_secret_backed_credentials_from_the_spec() {
         let mut h = hcs("svc");
-        h.spec.io_adapter = Some(IoAdapterSpec {
-            id: "postgres".into(),
-            version: None,
-            base_url: None,
-            timeout_ms: None,
-            credentials_secret_ref: Some(SecretKeyRef {
-                name: "db".into(),
-                key: "url".into(),
-            }),
-        });
+        h.spec.io_adapter = Some(postgres_with_credentials_in("db", "url"));
         h.spec.auth.admin_token_secret_ref = Some(SecretKeyRef {
             name: "my-token".into(),
             key: "value".into(),
@@ -1270,16 +1275,7 @@ mod tests {
     #[test]
     fn secrets_are_read_from_data_or_string_data_and_problems_are_named() {
         let mut h = hcs("svc");
-        h.spec.io_adapter = Some(IoAdapterSpec {
-            id: "postgres".into(),
-            version: None,
-            base_url: None,
-            timeout_ms: None,
-            credentials_secret_ref: Some(SecretKeyRef {
-                name: "db".into(),
-                key: "url".into(),
-            }),
-        });
+        h.spec.io_adapter = Some(postgres_with_credentials_in("db", "url"));
         let admin = Secret {
             data: Some(BTreeMap::from([(
                 "token".to_string(),
