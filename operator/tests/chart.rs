@@ -17,10 +17,10 @@ use hex_core_operator::operator::{Election, Options};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::Api;
 use kube::api::{ListParams, PostParams};
-use kube::{Api, Client};
 use serde_json::{Value, json};
-use support::{RunningOperator, TestNs, eventually, fast_settings, install_crds, plane, repo_root};
+use support::{RunningOperator, TestNs, eventually, fast_settings, install_crds, plane, repo_root, yaml_documents};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -79,14 +79,6 @@ fn helm_template(namespace: &str, extra: &[&str]) -> String {
     let mut args = vec!["template", "hco", chart.to_str().unwrap(), "--namespace", namespace];
     args.extend_from_slice(extra);
     ok("helm", &args, None)
-}
-
-fn documents(yaml: &str) -> Vec<Value> {
-    use serde::Deserialize;
-    serde_yaml::Deserializer::from_str(yaml)
-        .map(|d| serde_json::to_value(serde_yaml::Value::deserialize(d).unwrap()).unwrap())
-        .filter(|v: &Value| !v.is_null())
-        .collect()
 }
 
 fn kinds(docs: &[Value]) -> Vec<String> {
@@ -180,7 +172,7 @@ fn helm_lint_strict_is_clean_and_the_schema_rejects_typos() {
 
 #[test]
 fn the_charts_crds_are_the_generated_ones_kept_on_uninstall() {
-    let docs = documents(&helm_template("default", &[]));
+    let docs = yaml_documents(&helm_template("default", &[]));
     let crds = find(&docs, "CustomResourceDefinition");
     assert_eq!(crds.len(), 2);
     for crd in crds {
@@ -202,7 +194,7 @@ fn the_charts_crds_are_the_generated_ones_kept_on_uninstall() {
             file.display()
         );
     }
-    let without = documents(&helm_template("default", &["--set", "crds.install=false"]));
+    let without = yaml_documents(&helm_template("default", &["--set", "crds.install=false"]));
     assert!(find(&without, "CustomResourceDefinition").is_empty());
 }
 
@@ -229,7 +221,7 @@ async fn every_values_set_renders_objects_the_api_server_accepts() {
     ];
     for (label, extra) in sets {
         let yaml = helm_template(&release.name, &extra);
-        let docs = documents(&yaml);
+        let docs = yaml_documents(&yaml);
         let kinds = kinds(&docs);
         let out = ok("kubectl", &["apply", "--dry-run=server", "-f", "-"], Some(&yaml));
         assert_eq!(
@@ -311,13 +303,13 @@ async fn every_values_set_renders_objects_the_api_server_accepts() {
         }
     }
     // A ServiceMonitor is not rendered when the cluster does not serve the kind.
-    let docs = documents(&helm_template(
+    let docs = yaml_documents(&helm_template(
         &release.name,
         &["--set", "metrics.serviceMonitor.enabled=true"],
     ));
     assert!(find(&docs, "ServiceMonitor").is_empty());
     // One replica: no PDB unless asked for.
-    let docs = documents(&helm_template(&release.name, &["--set", "replicaCount=1"]));
+    let docs = yaml_documents(&helm_template(&release.name, &["--set", "replicaCount=1"]));
     assert!(find(&docs, "PodDisruptionBudget").is_empty());
 }
 
@@ -424,14 +416,7 @@ async fn helm_install_gives_the_operator_exactly_the_rights_it_needs() {
     }
 
     // The operator as that ServiceAccount, scoped and elected as the chart configures it.
-    let mut config = support::config(&watched.name).await;
-    config.auth_info.impersonate = Some(account.clone());
-    config.auth_info.impersonate_groups = Some(vec![
-        "system:serviceaccounts".into(),
-        format!("system:serviceaccounts:{}", release.name),
-        "system:authenticated".into(),
-    ]);
-    let operator_client = Client::try_from(config).unwrap();
+    let operator_client = support::impersonating_client(&watched.name, &release.name, "hco-hex-core-operator").await;
     let namespaces: Api<Namespace> = Api::all(operator_client.clone());
     let (code, _) = support::api_error_message(namespaces.list(&ListParams::default()).await);
     assert_eq!(code, 403, "impersonation is in effect");
@@ -524,7 +509,7 @@ async fn the_gitops_example_applies_once_the_crds_exist() {
 
     // The catalog lists the four CE-RISE models at the versions in HEX_MODELS_DIR (when set),
     // each URL under the published scheme and naming a file that exists there.
-    let docs = documents(&ok("kubectl", &["kustomize", dir.to_str().unwrap()], None));
+    let docs = yaml_documents(&ok("kubectl", &["kustomize", dir.to_str().unwrap()], None));
     let catalog = docs.iter().find(|d| d["kind"] == "ModelCatalog").unwrap();
     let models = catalog["spec"]["models"].as_array().unwrap();
     assert_eq!(models.len(), 4);
@@ -796,7 +781,7 @@ async fn the_operator_binary_runs_with_the_environment_and_probes_of_the_charts_
         .local_addr()
         .unwrap()
         .port();
-    let docs = documents(&helm_template(
+    let docs = yaml_documents(&helm_template(
         &release.name,
         &[
             "--set",

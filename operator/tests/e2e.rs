@@ -64,33 +64,7 @@ fn service_binary() -> PathBuf {
     if path.is_file() && newest_mtime(&repo_root().join("service")) <= mtime(&path) {
         return path;
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    // `cargo test` sets CARGO_* variables (and LD_LIBRARY_PATH) for the test process; build
-    // scripts that watch them would see another environment and rebuild, and so would the next
-    // `cargo test`. The nested build gets the environment a developer's shell would have.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy().to_string();
-        let keep = ["CARGO_HOME", "CARGO_TARGET_DIR"].contains(&key.as_str()) || key.starts_with("CARGO_BUILD_");
-        if (key.starts_with("CARGO_") && !keep) || key == "LD_LIBRARY_PATH" || key == "OUT_DIR" {
-            command.env_remove(&key);
-        }
-    }
-    let status = command
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "hex-core-service",
-            "--bin",
-            "hex-core-service",
-        ])
-        .current_dir(repo_root())
-        .status()
-        .expect("run cargo build -p hex-core-service");
-    assert!(status.success(), "cargo build -p hex-core-service failed");
-    assert!(path.is_file(), "{} missing after cargo build", path.display());
-    path
+    support::build_workspace_binaries(&[("hex-core-service", "hex-core-service")]).join("hex-core-service")
 }
 
 fn mtime(path: &Path) -> std::time::SystemTime {

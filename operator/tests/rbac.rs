@@ -12,8 +12,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
 use serde_json::json;
 use support::{RunningOperator, TestNs, eventually, fast_settings, install_crds, repo_root};
 
@@ -48,14 +48,7 @@ async fn the_operator_does_its_job_with_exactly_the_deployed_rbac() {
     .unwrap();
     bindings.create(&PostParams::default(), &binding).await.unwrap();
 
-    let mut config = support::config(&ns.name).await;
-    config.auth_info.impersonate = Some(format!("system:serviceaccount:{}:hex-core-operator", ns.name));
-    config.auth_info.impersonate_groups = Some(vec![
-        "system:serviceaccounts".into(),
-        format!("system:serviceaccounts:{}", ns.name),
-        "system:authenticated".into(),
-    ]);
-    let operator_client = Client::try_from(config).unwrap();
+    let operator_client = support::impersonating_client(&ns.name, &ns.name, "hex-core-operator").await;
     // Impersonation is in effect: the service account may not list namespaces.
     let namespaces: Api<Namespace> = Api::all(operator_client.clone());
     let (code, _) = support::api_error_message(namespaces.list(&ListParams::default()).await);

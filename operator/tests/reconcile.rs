@@ -105,6 +105,17 @@ impl Fixture {
         .await
     }
 
+    async fn set_paused(&self, hcs: &str, paused: bool) {
+        self.services
+            .patch(
+                hcs,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"paused": paused}})),
+            )
+            .await
+            .unwrap();
+    }
+
     async fn catalog_bytes(&self, hcs: &str) -> Option<String> {
         let cm = self.config_maps.get_opt(&format!("{hcs}-catalog")).await.unwrap()?;
         cm.data?.get(CATALOG_KEY).cloned()
@@ -496,14 +507,7 @@ async fn a_paused_service_gets_status_writes_only() {
     f.deployment("svc").await;
     f.wait_condition("svc", "Ready", "False", "NoReadyReplicas").await;
 
-    f.services
-        .patch(
-            "svc",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"paused": true}})),
-        )
-        .await
-        .unwrap();
+    f.set_paused("svc", true).await;
     f.wait_condition("svc", "ReconciliationPaused", "True", "Paused").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     writes.reset();
@@ -544,14 +548,7 @@ async fn a_paused_service_gets_status_writes_only() {
     );
 
     // Unpausing reconciles everything.
-    f.services
-        .patch(
-            "svc",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"paused": false}})),
-        )
-        .await
-        .unwrap();
+    f.set_paused("svc", false).await;
     let d = f.deployment("svc").await;
     assert_eq!(d.spec.unwrap().replicas, Some(5));
     eventually(WAIT, "the new catalog after unpausing", || async {
@@ -562,14 +559,7 @@ async fn a_paused_service_gets_status_writes_only() {
         .await;
 
     // Deleting a paused service is not blocked (no finalizers; children go by owner references).
-    f.services
-        .patch(
-            "svc",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"paused": true}})),
-        )
-        .await
-        .unwrap();
+    f.set_paused("svc", true).await;
     f.wait_condition("svc", "ReconciliationPaused", "True", "Paused").await;
     delete_ignoring_absent(&f.services, "svc").await;
     eventually(WAIT, "the paused service deleted", || async {

@@ -2,12 +2,12 @@
 //! `version` and `appVersion`, CHANGELOG.md, CITATION.cff, and what each binary prints for
 //! `--version`.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::process::Command;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+use support::repo_root;
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(repo_root().join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
@@ -92,44 +92,10 @@ fn the_changelog_heads_with_the_workspace_version_or_unreleased_work() {
     }
 }
 
-/// Builds (or finds up to date) the binaries of the other crates with a plain `cargo build`.
-fn workspace_binaries() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    // The nested build gets a developer's environment, not `cargo test`'s (see e2e.rs).
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy().to_string();
-        let keep = ["CARGO_HOME", "CARGO_TARGET_DIR"].contains(&key.as_str()) || key.starts_with("CARGO_BUILD_");
-        if (key.starts_with("CARGO_") && !keep) || key == "LD_LIBRARY_PATH" || key == "OUT_DIR" {
-            command.env_remove(&key);
-        }
-    }
-    let status = command
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "hex-core-service",
-            "--bin",
-            "hex-core-service",
-            "-p",
-            "hex-cli",
-            "--bin",
-            "hex-cli",
-        ])
-        .current_dir(repo_root())
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build -p hex-core-service -p hex-cli failed");
-    dir
-}
-
 #[test]
 fn every_binary_reports_the_workspace_version() {
     let version = workspace_version();
-    let dir = workspace_binaries();
+    let dir = support::build_workspace_binaries(&[("hex-core-service", "hex-core-service"), ("hex-cli", "hex-cli")]);
     let binaries = [
         (
             "hex-core-operator",

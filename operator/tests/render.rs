@@ -18,7 +18,7 @@ use kube::Api;
 use kube::api::PostParams;
 use serde::Deserialize;
 use serde_json::Value;
-use support::{RunningOperator, TestNs, eventually, install_crds, plane, repo_root};
+use support::{RunningOperator, TestNs, eventually, install_crds, plane, repo_root, yaml_documents};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -96,11 +96,13 @@ fn kubectl_apply_dry_run(yaml: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn documents(yaml: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(yaml)
-        .map(|d| serde_json::to_value(serde_yaml::Value::deserialize(d).unwrap()).unwrap())
-        .filter(|v: &Value| !v.is_null())
-        .collect()
+/// `Kind/name` of an object.
+fn object_id(o: &Value) -> String {
+    format!(
+        "{}/{}",
+        o["kind"].as_str().unwrap(),
+        o["metadata"]["name"].as_str().unwrap()
+    )
 }
 
 fn stdout(out: &Output) -> String {
@@ -158,7 +160,7 @@ async fn rendered_objects_equal_what_the_controller_creates() {
         token_file.to_str().unwrap(),
     ]);
     let yaml = stdout(&out);
-    let rendered = documents(&yaml);
+    let rendered = yaml_documents(&yaml);
 
     // Exactly the objects the operator created (by its managed-by label), no more, no fewer.
     let live_names = ns.kubectl(&[
@@ -171,28 +173,8 @@ async fn rendered_objects_equal_what_the_controller_creates() {
     ]);
     assert!(live_names.status.success());
     let live_list: Value = serde_json::from_slice(&live_names.stdout).unwrap();
-    let mut live_ids: Vec<String> = live_list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| {
-            format!(
-                "{}/{}",
-                o["kind"].as_str().unwrap(),
-                o["metadata"]["name"].as_str().unwrap()
-            )
-        })
-        .collect();
-    let mut rendered_ids: Vec<String> = rendered
-        .iter()
-        .map(|o| {
-            format!(
-                "{}/{}",
-                o["kind"].as_str().unwrap(),
-                o["metadata"]["name"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let mut live_ids: Vec<String> = live_list["items"].as_array().unwrap().iter().map(object_id).collect();
+    let mut rendered_ids: Vec<String> = rendered.iter().map(object_id).collect();
     live_ids.sort();
     rendered_ids.sort();
     assert_eq!(rendered_ids, live_ids);
@@ -284,7 +266,7 @@ async fn the_gitops_example_renders_into_objects_the_api_server_accepts() {
         &ns.name,
     ]);
     let yaml = stdout(&out);
-    let docs = documents(&yaml);
+    let docs = yaml_documents(&yaml);
     let env = docs.iter().find(|d| d["metadata"]["name"] == "passports-env").unwrap();
     assert_eq!(env["data"]["AUTH_MODE"], "jwt_jwks");
     assert_eq!(env["data"]["REGISTRY_ALLOWED_HOSTS"], "codeberg.org");

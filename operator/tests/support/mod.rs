@@ -427,3 +427,64 @@ pub fn minimal_service(
     }))
     .expect("a valid HexCoreService")
 }
+
+/// Builds binaries of other workspace crates (`(package, binary)` pairs) with a nested
+/// `cargo build`, and returns the directory they are in (beside this test binary's `deps/`).
+/// `cargo test` sets CARGO_* variables (and LD_LIBRARY_PATH) for the test process; build scripts
+/// that watch them would see another environment and rebuild, and so would the next `cargo
+/// test`. The nested build gets the environment a developer's shell would have.
+pub fn build_workspace_binaries(bins: &[(&str, &str)]) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("<target>/<profile>")
+        .to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().to_string();
+        let keep = ["CARGO_HOME", "CARGO_TARGET_DIR"].contains(&key.as_str()) || key.starts_with("CARGO_BUILD_");
+        if (key.starts_with("CARGO_") && !keep) || key == "LD_LIBRARY_PATH" || key == "OUT_DIR" {
+            command.env_remove(&key);
+        }
+    }
+    command.args(["build", "--quiet"]);
+    for (package, bin) in bins {
+        command.args(["-p", package, "--bin", bin]);
+    }
+    let status = command.current_dir(repo_root()).status().expect("run cargo build");
+    assert!(status.success(), "cargo build of {bins:?} failed");
+    for (_, bin) in bins {
+        assert!(
+            dir.join(bin).is_file(),
+            "{bin} missing in {} after cargo build",
+            dir.display()
+        );
+    }
+    dir
+}
+
+/// The documents of a multi-document YAML stream as JSON values (empty documents dropped).
+pub fn yaml_documents(yaml: &str) -> Vec<serde_json::Value> {
+    use serde::Deserialize;
+    serde_yaml::Deserializer::from_str(yaml)
+        .map(|d| {
+            serde_json::to_value(serde_yaml::Value::deserialize(d).expect("valid YAML")).expect("JSON-compatible YAML")
+        })
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// A client that acts as ServiceAccount `account` of namespace `account_namespace` (with the
+/// groups the API server gives service accounts), defaulting to namespace `namespace`.
+pub async fn impersonating_client(namespace: &str, account_namespace: &str, account: &str) -> Client {
+    let mut config = config(namespace).await;
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{account_namespace}:{account}"));
+    config.auth_info.impersonate_groups = Some(vec![
+        "system:serviceaccounts".into(),
+        format!("system:serviceaccounts:{account_namespace}"),
+        "system:authenticated".into(),
+    ]);
+    Client::try_from(config).expect("an impersonating client")
+}
