@@ -95,7 +95,7 @@ async fn create_load(
                 let key = IdempotencyKey::parse(Some(&format!("key-{n}"))).unwrap();
                 let t = Instant::now();
                 service
-                    .write(scope.clone(), &CallerToken(None), key, payload(n))
+                    .write(scope.clone(), &CallerToken(None), key, payload(n).into())
                     .await
                     .unwrap_or_else(|e| panic!("create {n}: {e}"));
                 latencies.push(t.elapsed());

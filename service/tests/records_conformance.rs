@@ -8,8 +8,9 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hex_core_service::domain::payload::Payload;
 use hex_core_service::domain::query::Query;
-use hex_core_service::domain::record::{IdempotencyKey, NewRecord, Record, RecordScope, payload_sha256};
+use hex_core_service::domain::record::{IdempotencyKey, NewRecord, Record, RecordScope};
 use hex_core_service::ports::{CallerToken, RecordStore, StoreError};
 use hex_core_service::store::embedded::EmbeddedStore;
 use hex_core_service::store::http::HttpStore;
@@ -66,7 +67,8 @@ fn fresh_scope(tenant: Option<&str>) -> RecordScope {
     )
 }
 
-fn new_record(scope: &RecordScope, key: &str, id: &str, payload: Value, at: OffsetDateTime) -> NewRecord {
+fn new_record(scope: &RecordScope, key: &str, id: &str, payload: impl Into<Payload>, at: OffsetDateTime) -> NewRecord {
+    let payload: Payload = payload.into();
     NewRecord {
         scope: scope.clone(),
         record: Record {
@@ -78,7 +80,7 @@ fn new_record(scope: &RecordScope, key: &str, id: &str, payload: Value, at: Offs
             updated_at: at,
         },
         idempotency_key: IdempotencyKey::parse(Some(key)).unwrap(),
-        payload_sha256: payload_sha256(&payload),
+        payload_sha256: payload.sha256(),
     }
 }
 
@@ -114,6 +116,33 @@ mod cases {
         let read = h.store.get(&nobody(), &scope, "r-1").await.unwrap();
         assert_eq!(read, Some(outcome.record));
         assert_eq!(h.store.get(&nobody(), &scope, "absent").await.unwrap(), None);
+    }
+
+    pub async fn payload_text_comes_back_exactly(h: Harness) {
+        let scope = fresh_scope(None);
+        let text = r#"{"big":123456789012345678901234567890,"z":-0,"d":1.10,"e":1E5,"s":"\u00e9"}"#;
+        let payload = Payload::parse(text).unwrap();
+        let created = h
+            .store
+            .create(&nobody(), new_record(&scope, "k", "exact", payload.clone(), T0))
+            .await
+            .unwrap();
+        assert_eq!(created.record.payload.text(), text);
+        let read = h.store.get(&nobody(), &scope, "exact").await.unwrap().unwrap();
+        assert_eq!(read.payload.text(), text);
+        assert_eq!(read.payload, payload);
+        let found = query(&*h.store, &scope, json!({})).await;
+        assert_eq!(found[0].payload.text(), text);
+        // The same values spelt otherwise replay: hashes compare by value.
+        let same =
+            Payload::parse(r#"{"s":"é","e":100000,"d":1.1,"z":0,"big":1234567890123456789012345678900e-1}"#).unwrap();
+        let again = h
+            .store
+            .create(&nobody(), new_record(&scope, "k", "other", same, T0))
+            .await
+            .unwrap();
+        assert!(again.replayed);
+        assert_eq!(again.record.payload.text(), text);
     }
 
     pub async fn same_key_and_payload_replays_the_first_record(h: Harness) {
@@ -414,6 +443,11 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn create_then_get_returns_the_same_record() {
                 cases::create_then_get_returns_the_same_record(super::$adapter().await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn payload_text_comes_back_exactly() {
+                cases::payload_text_comes_back_exactly(super::$adapter().await).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,8 +5,9 @@ mod support;
 
 use std::time::Duration;
 
+use hex_core_service::domain::payload::Payload;
 use hex_core_service::domain::query::Query;
-use hex_core_service::domain::record::{IdempotencyKey, NewRecord, Record, RecordScope, payload_sha256};
+use hex_core_service::domain::record::{IdempotencyKey, NewRecord, Record, RecordScope};
 use hex_core_service::ports::{CallerToken, RecordStore};
 use hex_core_service::store::memory::MemoryStore;
 use proptest::prelude::*;
@@ -148,6 +149,7 @@ fn memory_and_postgres_agree_on_generated_queries() {
                 for (n, payload) in payloads.iter().enumerate() {
                     // Some timestamps collide on purpose: ties must break on id in both.
                     let at = base + Duration::from_secs((n % 3) as u64);
+                    let payload = Payload::from(payload.clone());
                     let new = NewRecord {
                         scope: scope.clone(),
                         record: Record {
@@ -159,7 +161,7 @@ fn memory_and_postgres_agree_on_generated_queries() {
                             updated_at: at,
                         },
                         idempotency_key: IdempotencyKey::parse(Some(&format!("k{n}"))).unwrap(),
-                        payload_sha256: payload_sha256(payload),
+                        payload_sha256: payload.sha256(),
                     };
                     memory.create(&CallerToken(None), new.clone()).await.unwrap();
                     postgres.create(&CallerToken(None), new).await.unwrap();

@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod model;
+pub mod payload;
 pub mod query;
 pub mod record;
 pub mod report;

@@ -493,8 +493,46 @@ fn parse_condition(index: usize, item: &Value) -> Result<Condition, QueryError> 
         .and_then(Value::as_str)
         .ok_or_else(|| err(format!("\"op\" is required and must be one of {OPS}")))?;
     let value = object.get("value").ok_or_else(|| err("\"value\" is required".into()))?;
-    let predicate = parse_predicate(&field, op, value).map_err(err)?;
+    let predicate = parse_predicate(&field, op, value).map_err(&err)?;
+    if field_has_nul(&field) || predicate_has_nul(&predicate) {
+        return Err(err(NUL_IN_QUERY.into()));
+    }
     Ok(Condition { field, predicate })
+}
+
+/// No record can hold U+0000 (see `domain::payload`), and PostgreSQL cannot even compare with it:
+/// a query naming one is refused on every adapter rather than sent to a store.
+const NUL_IN_QUERY: &str = "strings in a query may not contain U+0000 (NUL): no record can hold one";
+
+fn field_has_nul(field: &Field) -> bool {
+    match field {
+        Field::Payload(path) => path
+            .iter()
+            .any(|segment| matches!(segment, PathSegment::Key(key) if key.contains('\0'))),
+        _ => false,
+    }
+}
+
+fn predicate_has_nul(predicate: &Predicate) -> bool {
+    let operand_has_nul = |operand: &Operand| match operand {
+        Operand::Text(text) => text.contains('\0'),
+        Operand::Time(_) => false,
+        Operand::Json(value) => json_has_nul(value),
+    };
+    match predicate {
+        Predicate::Eq(o) | Predicate::Ne(o) | Predicate::Contains(o) | Predicate::Compare(_, o) => operand_has_nul(o),
+        Predicate::In(operands) => operands.iter().any(operand_has_nul),
+        Predicate::Exists(_) => false,
+    }
+}
+
+fn json_has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(json_has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || json_has_nul(v)),
+        _ => false,
+    }
 }
 
 fn parse_predicate(field: &Field, op: &str, value: &Value) -> Result<Predicate, String> {
@@ -566,6 +604,9 @@ fn parse_sort(index: usize, item: &Value) -> Result<SortKey, QueryError> {
     }
     let raw_field = raw_field.ok_or_else(|| err("\"field\" is required and must be a string".into()))?;
     let field = parse_field(raw_field).map_err(&err)?;
+    if field_has_nul(&field) {
+        return Err(err(NUL_IN_QUERY.into()));
+    }
     let direction = match object.get("direction") {
         None | Some(Value::Null) => Direction::Asc,
         Some(Value::String(d)) if d == "asc" => Direction::Asc,
@@ -726,7 +767,7 @@ mod tests {
             id: id.into(),
             model: "m".into(),
             version: "1".into(),
-            payload,
+            payload: payload.into(),
             created_at: datetime!(2025-01-01 00:00:00 UTC),
             updated_at: datetime!(2025-01-01 00:00:00 UTC),
         }
@@ -814,6 +855,30 @@ mod tests {
         for (filter, clause) in cases {
             let err = Query::parse_filter(&filter).unwrap_err();
             assert_eq!(err.clause, clause, "{filter}: {err}");
+        }
+    }
+
+    #[test]
+    fn nul_characters_in_a_query_are_refused_by_clause() {
+        let cases = [
+            (
+                json!({"where": [{"field": "id", "op": "eq", "value": "a\u{0}"}]}),
+                "where[0]",
+            ),
+            (
+                json!({"where": [{"field": "payload.a\u{0}", "op": "exists", "value": true}]}),
+                "where[0]",
+            ),
+            (
+                json!({"where": [{"field": "payload.a", "op": "in", "value": [1, {"k\u{0}": 2}]}]}),
+                "where[0]",
+            ),
+            (json!({"sort": [{"field": "payload.\u{0}"}]}), "sort[0]"),
+        ];
+        for (filter, clause) in cases {
+            let err = Query::parse_filter(&filter).unwrap_err();
+            assert_eq!(err.clause, clause, "{filter}");
+            assert!(err.problem.contains("U+0000"), "{err}");
         }
     }
 

@@ -8,8 +8,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::auth::AuthError;
+use crate::domain::payload::PayloadError;
 use crate::domain::query::QueryError;
-use crate::domain::record::RecordRuleError;
+use crate::domain::record::{InvalidRecordId, RecordRuleError};
 use crate::domain::report::ValidationReport;
 use crate::ports::StoreError;
 use crate::registry::RegistryError;
@@ -80,6 +81,12 @@ pub enum ApiError {
         id: String,
     },
     InvalidQuery(QueryError),
+    /// A payload no record store can hold as sent (a NUL character), refused the same on every
+    /// adapter so client input never looks like a store outage.
+    PayloadNotStorable {
+        message: String,
+        path: String,
+    },
     StoreError {
         message: String,
     },
@@ -119,6 +126,7 @@ impl ApiError {
             Self::RecordExists { .. } => (StatusCode::CONFLICT, "RECORD_EXISTS"),
             Self::RecordNotFound { .. } => (StatusCode::NOT_FOUND, "RECORD_NOT_FOUND"),
             Self::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "INVALID_QUERY"),
+            Self::PayloadNotStorable { .. } => (StatusCode::BAD_REQUEST, "PAYLOAD_NOT_STORABLE"),
             Self::StoreError { .. } => (StatusCode::BAD_GATEWAY, "STORE_ERROR"),
         }
     }
@@ -182,6 +190,7 @@ impl ApiError {
             ),
             Self::RecordNotFound { id } => (format!("record {id:?} not found"), json!({"id": id})),
             Self::InvalidQuery(error) => (format!("invalid query: {error}"), error.details()),
+            Self::PayloadNotStorable { message, path } => (message.clone(), json!({"path": path})),
             Self::StoreError { message } => (message.clone(), Value::Null),
         }
     }
@@ -239,6 +248,30 @@ impl From<QueryError> for ApiError {
     }
 }
 
+impl From<PayloadError> for ApiError {
+    fn from(e: PayloadError) -> Self {
+        match e.path() {
+            Some(path) => Self::PayloadNotStorable {
+                path: path.to_string(),
+                message: e.to_string(),
+            },
+            None => Self::BadRequest {
+                message: e.to_string(),
+                details: json!({"field": "payload"}),
+            },
+        }
+    }
+}
+
+fn invalid_id_details(problem: &InvalidRecordId) -> Value {
+    match problem {
+        InvalidRecordId::Character {
+            code_point, position, ..
+        } => json!({"field": "payload.id", "code_point": code_point, "position": position}),
+        _ => json!({"field": "payload.id"}),
+    }
+}
+
 impl From<RecordError> for ApiError {
     fn from(e: RecordError) -> Self {
         match e {
@@ -249,10 +282,11 @@ impl From<RecordError> for ApiError {
                 message: rule.to_string(),
                 details: json!({"header": "Idempotency-Key"}),
             },
-            RecordError::Rule(rule @ RecordRuleError::InvalidId(_)) => Self::BadRequest {
-                message: rule.to_string(),
-                details: json!({"field": "payload.id"}),
+            RecordError::Rule(RecordRuleError::InvalidId(problem)) => Self::BadRequest {
+                message: RecordRuleError::InvalidId(problem.clone()).to_string(),
+                details: invalid_id_details(&problem),
             },
+            RecordError::Payload(problem) => problem.into(),
             RecordError::Invalid(report) => Self::ValidationFailed(report),
             RecordError::Validate(e) => e.into(),
             RecordError::Store(StoreError::IdempotencyConflict) => Self::IdempotencyConflict,

@@ -64,22 +64,20 @@ fn is_json_content_type(value: &str) -> bool {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     match serde_json::from_slice(bytes) {
         Ok(parsed) => Ok(parsed),
-        Err(_) => parse_json_in_two_steps(bytes),
+        Err(direct) => parse_json_in_two_steps(bytes, direct),
     }
 }
 
-fn parse_json_in_two_steps<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+fn parse_json_in_two_steps<T: DeserializeOwned>(bytes: &[u8], direct: serde_json::Error) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest {
         message: format!("request body is not valid JSON: {e}"),
         details: json!({"line": e.line(), "column": e.column()}),
     })?;
-    serde_path_to_error(value)
-}
-
-fn serde_path_to_error<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_json::from_value(value).map_err(|e| ApiError::BadRequest {
-        message: format!("request body has the wrong shape: {e}"),
-        details: json!({"error": e.to_string()}),
+    // A `T` that keeps raw JSON (`RawValue`) cannot be built from a tree: its shape error is the
+    // direct parse's ("duplicate field", "unknown field").
+    serde_json::from_value(value).map_err(|_| ApiError::BadRequest {
+        message: format!("request body has the wrong shape: {direct}"),
+        details: json!({"error": direct.to_string()}),
     })
 }
 

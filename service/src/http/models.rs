@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
@@ -14,6 +15,7 @@ use super::extract::{JsonBody, ModelPath, check_segment};
 use super::{AppState, bytes_response};
 use crate::auth::Identity;
 use crate::domain::model::ArtifactKind;
+use crate::domain::payload::Payload;
 use crate::domain::query::{Query, QueryError};
 use crate::domain::record::RecordScope;
 use crate::ports::CallerToken;
@@ -106,6 +108,13 @@ pub struct ValidateRequest {
     payload: Value,
 }
 
+/// `:create` reads the payload as text too: the record keeps every number as it was sent.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    payload: Box<RawValue>,
+}
+
 /// `POST /models/{model}/versions/{version}:{action}`: the action rides in the version segment.
 pub async fn model_action(
     State(state): State<AppState>,
@@ -132,8 +141,8 @@ pub async fn model_action(
 async fn validate(state: AppState, model: &str, version: &str, request: Request) -> Result<Response, ApiError> {
     let loaded = find_model(&state, model, version)?;
     let JsonBody(body) = JsonBody::<ValidateRequest>::from_request(request, &state).await?;
-    let payload = require_object(body.payload)?;
-    let report = state.validation.validate(loaded, Arc::new(payload)).await?;
+    require_object(&body.payload)?;
+    let report = state.validation.validate(loaded, Arc::new(body.payload)).await?;
     Ok(Json(report).into_response())
 }
 
@@ -167,8 +176,9 @@ async fn create(state: AppState, model: &str, version: &str, request: Request) -
             message: "the Idempotency-Key header must be visible ASCII".into(),
             details: json!({"header": "Idempotency-Key"}),
         })?;
-    let JsonBody(body) = JsonBody::<ValidateRequest>::from_request(request, &state).await?;
-    let payload = require_object(body.payload)?;
+    let JsonBody(body) = JsonBody::<CreateRequest>::from_request(request, &state).await?;
+    let payload = Payload::parse(body.payload.get())?;
+    require_object(payload.value())?;
     let outcome = state
         .records
         .create(
@@ -210,7 +220,19 @@ async fn query(state: AppState, model: &str, version: &str, request: Request) ->
             &query,
         )
         .await?;
-    Ok(Json(json!({"records": records, "limit": query.limit, "offset": query.offset})).into_response())
+    // A struct, not `json!`: a `Value` tree would write the payloads' numbers its own way.
+    #[derive(serde::Serialize)]
+    struct QueryAnswer {
+        records: Vec<crate::domain::record::Record>,
+        limit: u64,
+        offset: u64,
+    }
+    Ok(Json(QueryAnswer {
+        records,
+        limit: query.limit,
+        offset: query.offset,
+    })
+    .into_response())
 }
 
 /// Addition: `GET /models/{model}/versions/{version}/records/{id}`.
@@ -234,9 +256,9 @@ pub async fn get_record(
     Ok(Json(record).into_response())
 }
 
-fn require_object(payload: Value) -> Result<Value, ApiError> {
+fn require_object(payload: &Value) -> Result<(), ApiError> {
     if payload.is_object() {
-        Ok(payload)
+        Ok(())
     } else {
         Err(ApiError::BadRequest {
             message: "payload must be a JSON object".into(),

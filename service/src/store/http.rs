@@ -17,10 +17,11 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
+use crate::domain::payload::Payload;
 use crate::domain::query::Query;
 use crate::domain::record::{CreateOutcome, NewRecord, Record, RecordScope};
 use crate::ports::{CallerToken, RecordStore, StoreError};
@@ -34,10 +35,34 @@ pub struct HttpStore {
     timeout: Duration,
 }
 
+/// The create body. The payload is written as it was sent (exact numbers), which is why this is a
+/// struct and not a `json!` tree.
+#[derive(Serialize)]
+struct WriteBody<'a> {
+    tenant: Option<&'a str>,
+    model: &'a str,
+    version: &'a str,
+    id: &'a str,
+    payload: &'a Payload,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    payload_sha256: &'a str,
+}
+
+/// A record plus `replayed`, spelt out rather than `#[serde(flatten)]`: flattening buffers the
+/// fields, and a buffered payload loses its exact text.
 #[derive(Deserialize)]
 struct UpstreamRecord {
-    #[serde(flatten)]
-    record: Record,
+    id: String,
+    model: String,
+    version: String,
+    payload: Payload,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
     #[serde(default)]
     replayed: bool,
 }
@@ -147,23 +172,16 @@ impl RecordStore for HttpStore {
     ) -> BoxFuture<'a, Result<CreateOutcome, StoreError>> {
         Box::pin(async move {
             let record = &new.record;
-            let mut body = scope_fields(&new.scope);
-            let fields = [
-                ("id", json!(record.id)),
-                ("payload", record.payload.clone()),
-                (
-                    "created_at",
-                    json!(record.created_at.format(&Rfc3339).unwrap_or_default()),
-                ),
-                (
-                    "updated_at",
-                    json!(record.updated_at.format(&Rfc3339).unwrap_or_default()),
-                ),
-                ("payload_sha256", json!(new.payload_sha256)),
-            ];
-            for (name, value) in fields {
-                body[name] = value;
-            }
+            let body = WriteBody {
+                tenant: new.scope.tenant.as_deref(),
+                model: &new.scope.model,
+                version: &new.scope.version,
+                id: &record.id,
+                payload: &record.payload,
+                created_at: record.created_at,
+                updated_at: record.updated_at,
+                payload_sha256: &new.payload_sha256,
+            };
             let response = self
                 .request(Method::POST, self.url(&["records"]), caller)
                 .header("Idempotency-Key", new.idempotency_key.as_str())
@@ -175,7 +193,14 @@ impl RecordStore for HttpStore {
                 StatusCode::OK | StatusCode::CREATED => {
                     let answer: UpstreamRecord = json_body(response).await?;
                     Ok(CreateOutcome {
-                        record: answer.record,
+                        record: Record {
+                            id: answer.id,
+                            model: answer.model,
+                            version: answer.version,
+                            payload: answer.payload,
+                            created_at: answer.created_at,
+                            updated_at: answer.updated_at,
+                        },
                         replayed: answer.replayed,
                     })
                 }

@@ -17,6 +17,7 @@ use tokio::sync::OnceCell;
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
+use crate::domain::payload::Payload;
 use crate::domain::query::{Direction, Field, Operand, PathSegment, Predicate, Query};
 use crate::domain::record::{CreateOutcome, NewRecord, Record, RecordScope};
 use crate::ports::{CallerToken, RecordStore, StoreError};
@@ -27,9 +28,10 @@ const POOL_SIZE: usize = 16;
 const MIGRATION_LOCK_ID: i64 = 0x6865_785f_7265_6373; // "hex_recs"
 
 /// Versioned migrations, applied in order, each once. Never edit one that has shipped: add another.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        r#"
     CREATE TABLE hex_records (
         tenant     text COLLATE "C" NOT NULL,
         model      text COLLATE "C" NOT NULL,
@@ -55,7 +57,18 @@ const MIGRATIONS: &[(i32, &str)] = &[(
         PRIMARY KEY (tenant, model, version, key)
     );
     "#,
-)];
+    ),
+    (
+        2,
+        r#"
+    -- The payload as it was sent (numbers exactly, key order), which is what reads return. JSONB
+    -- normalises numbers (-0, exponents, key order), so `payload` stays only what queries and the
+    -- GIN index read. NULL in rows written before: those are read from `payload`. Adding a
+    -- nullable column without a default rewrites nothing.
+    ALTER TABLE hex_records ADD COLUMN payload_text text;
+    "#,
+    ),
+];
 
 pub struct PostgresStore {
     pool: Pool,
@@ -225,12 +238,14 @@ impl PostgresStore {
         }
         let insert = txn
             .prepare_cached(
-                "INSERT INTO hex_records (tenant, model, version, id, payload, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                "INSERT INTO hex_records (tenant, model, version, id, payload, payload_text, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
             )
             .await
             .map_err(pg_error)?;
         let record = &new.record;
+        let payload_text = record.payload.text();
+        let payload_text: &str = &payload_text;
         let inserted = txn
             .execute(
                 &insert,
@@ -239,7 +254,8 @@ impl PostgresStore {
                     &scope.model,
                     &scope.version,
                     &record.id,
-                    &record.payload,
+                    record.payload.value(),
+                    &payload_text,
                     &record.created_at,
                     &record.updated_at,
                 ],
@@ -258,17 +274,27 @@ impl PostgresStore {
     }
 }
 
-const RECORD_COLUMNS: &str = "id, model, version, payload, created_at, updated_at";
+/// What a read returns, the payload as its text (see migration 2).
+const RECORD_COLUMNS: &str = "id, model, version, COALESCE(payload_text, payload::text), created_at, updated_at";
+/// The stored columns [`RECORD_COLUMNS`] is computed from, for subqueries.
+const STORED_COLUMNS: &str = "id, model, version, payload, payload_text, created_at, updated_at";
 
-fn record_from_row(row: &tokio_postgres::Row) -> Record {
-    Record {
+fn record_from_row(row: &tokio_postgres::Row) -> Result<Record, StoreError> {
+    let payload_text: &str = row.get(3);
+    let payload = Payload::parse(payload_text).map_err(|e| {
+        db_error(format!(
+            "stored payload of record {:?} is unreadable: {e}",
+            row.get::<_, &str>(0)
+        ))
+    })?;
+    Ok(Record {
         id: row.get(0),
         model: row.get(1),
         version: row.get(2),
-        payload: row.get(3),
+        payload,
         created_at: row.get::<_, OffsetDateTime>(4),
         updated_at: row.get::<_, OffsetDateTime>(5),
-    }
+    })
 }
 
 async fn get_in(client: &impl GenericClient, scope: &RecordScope, id: &str) -> Result<Option<Record>, StoreError> {
@@ -282,7 +308,7 @@ async fn get_in(client: &impl GenericClient, scope: &RecordScope, id: &str) -> R
         .query_opt(&statement, &[&scope.tenant_key(), &scope.model, &scope.version, &id])
         .await
         .map_err(pg_error)?;
-    Ok(row.as_ref().map(record_from_row))
+    row.as_ref().map(record_from_row).transpose()
 }
 
 /// SQL text plus its bind parameters. Only fixed SQL fragments are ever appended to `sql`; every
@@ -512,7 +538,7 @@ pub fn translate(scope: &RecordScope, query: &Query) -> SqlQuery {
         format!("SELECT {RECORD_COLUMNS} {filter} ORDER BY {order} LIMIT {limit} OFFSET {offset}")
     } else {
         format!(
-            "SELECT {RECORD_COLUMNS} FROM (SELECT {RECORD_COLUMNS}, {} {filter} OFFSET 0) AS matched \
+            "SELECT {RECORD_COLUMNS} FROM (SELECT {STORED_COLUMNS}, {} {filter} OFFSET 0) AS matched \
              ORDER BY {order} LIMIT {limit} OFFSET {offset}",
             sort_values.join(", ")
         )
@@ -552,7 +578,7 @@ impl RecordStore for PostgresStore {
                 .map(|p| p.as_ref() as &(dyn ToSql + Sync))
                 .collect();
             let rows = client.query(&translated.sql, &params).await.map_err(pg_error)?;
-            Ok(rows.iter().map(record_from_row).collect())
+            rows.iter().map(record_from_row).collect()
         }))
     }
 }

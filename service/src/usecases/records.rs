@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::domain::payload::{Payload, PayloadError};
 use crate::domain::query::Query;
 use crate::domain::record::{
-    CreateOutcome, IdempotencyKey, NewRecord, Record, RecordRuleError, RecordScope, payload_sha256, record_id_for,
-    truncate_to_micros,
+    CreateOutcome, IdempotencyKey, NewRecord, Record, RecordRuleError, RecordScope, record_id_for, truncate_to_micros,
 };
 use crate::domain::report::ValidationReport;
 use crate::metrics::Metrics;
@@ -21,6 +20,8 @@ use crate::usecases::validate::{ValidateError, ValidationService};
 pub enum RecordError {
     #[error("{0}")]
     Rule(#[from] RecordRuleError),
+    #[error("{0}")]
+    Payload(#[from] PayloadError),
     #[error("the payload does not validate against the model")]
     Invalid(Box<ValidationReport>),
     #[error("{0}")]
@@ -43,8 +44,8 @@ impl RecordService {
         &self.store
     }
 
-    /// Checks the key, validates, then writes (or replays). Nothing is written when the payload
-    /// fails validation.
+    /// Checks the key and what the stores can hold, validates, then writes (or replays). Nothing
+    /// is written when the payload fails validation.
     pub async fn create(
         &self,
         validation: &ValidationService,
@@ -52,30 +53,31 @@ impl RecordService {
         scope: RecordScope,
         caller: &CallerToken,
         idempotency_key: Option<&str>,
-        payload: Value,
+        payload: Payload,
     ) -> Result<CreateOutcome, RecordError> {
         let idempotency_key = IdempotencyKey::parse(idempotency_key)?;
-        let payload = Arc::new(payload);
-        let report = validation.validate(model, payload.clone()).await?;
+        payload.check_storable()?;
+        let report = validation.validate(model, payload.shared_value()).await?;
         if !report.passed {
             return Err(RecordError::Invalid(Box::new(report)));
         }
-        let payload = Arc::try_unwrap(payload).unwrap_or_else(|shared| (*shared).clone());
         self.write(scope, caller, idempotency_key, payload).await
     }
 
     /// The write half of `create`, for payloads already validated (benchmarks call it directly).
+    /// The storage rules apply here too, so no caller can hand a store what another would refuse.
     pub async fn write(
         &self,
         scope: RecordScope,
         caller: &CallerToken,
         idempotency_key: IdempotencyKey,
-        payload: Value,
+        payload: Payload,
     ) -> Result<CreateOutcome, RecordError> {
+        payload.check_storable()?;
         let id = record_id_for(&payload)?;
         let now = truncate_to_micros(OffsetDateTime::now_utc());
         let new = NewRecord {
-            payload_sha256: payload_sha256(&payload),
+            payload_sha256: payload.sha256(),
             record: Record {
                 id,
                 model: scope.model.clone(),
@@ -95,6 +97,11 @@ impl RecordService {
     }
 
     pub async fn get(&self, scope: &RecordScope, caller: &CallerToken, id: &str) -> Result<Record, RecordError> {
+        if id.contains('\0') {
+            // No record id holds U+0000 (ids refuse control characters), and PostgreSQL cannot
+            // compare with one: answer without asking the store.
+            return Err(RecordError::Store(StoreError::NotFound { id: id.to_string() }));
+        }
         self.store
             .get(caller, scope, id)
             .await?

@@ -12,12 +12,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use hex_core_service::domain::payload::Payload;
 use hex_core_service::domain::query::Query;
 use hex_core_service::domain::record::{IdempotencyKey, NewRecord, Record, RecordScope};
 use hex_core_service::ports::{CallerToken, RecordStore, StoreError};
 use hex_core_service::store::memory::MemoryStore;
 use hex_core_service::store::postgres::PostgresStore;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -127,12 +128,25 @@ struct WriteBody {
     model: String,
     version: String,
     id: String,
-    payload: Value,
+    /// Kept as sent (exact numbers), as an IO adapter should.
+    payload: Payload,
     #[serde(with = "time::serde::rfc3339")]
     created_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     updated_at: time::OffsetDateTime,
     payload_sha256: String,
+}
+
+#[derive(Serialize)]
+struct WrittenRecord<'a> {
+    #[serde(flatten)]
+    record: &'a Record,
+    replayed: bool,
+}
+
+#[derive(Serialize)]
+struct FoundRecords {
+    records: Vec<Record>,
 }
 
 #[derive(Deserialize)]
@@ -182,11 +196,12 @@ async fn write_record(State(state): State<AdapterState>, headers: HeaderMap, Jso
         payload_sha256: body.payload_sha256,
     };
     match state.store.create(&caller(&headers), new).await {
-        Ok(outcome) => {
-            let mut answer = serde_json::to_value(&outcome.record).unwrap();
-            answer["replayed"] = json!(outcome.replayed);
-            Json(answer).into_response()
-        }
+        // Written field by field, not through a `Value`, so the payload keeps its exact text.
+        Ok(outcome) => Json(WrittenRecord {
+            record: &outcome.record,
+            replayed: outcome.replayed,
+        })
+        .into_response(),
         Err(StoreError::IdempotencyConflict) => {
             (StatusCode::CONFLICT, Json(json!({"code": "IDEMPOTENCY_CONFLICT"}))).into_response()
         }
@@ -224,7 +239,7 @@ async fn query_records(State(state): State<AdapterState>, headers: HeaderMap, Js
     };
     let scope = RecordScope::new(body.tenant, body.model, body.version);
     match state.store.query(&caller(&headers), &scope, &query).await {
-        Ok(records) => Json(json!({"records": records})).into_response(),
+        Ok(records) => Json(FoundRecords { records }).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
