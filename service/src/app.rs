@@ -39,6 +39,10 @@ pub enum StartError {
     },
     #[error("{0}")]
     Setup(String),
+    /// The record store cannot start for a reason the configuration does not cause (a full disk,
+    /// an I/O error, the data directory held by another process): a later start may succeed.
+    #[error("cannot open the record store: {0}")]
+    Store(String),
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -48,7 +52,7 @@ impl StartError {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::Bind { .. } | Self::Setup(_) => 2,
-            Self::Serve(_) => 1,
+            Self::Store(_) | Self::Serve(_) => 1,
         }
     }
 }
@@ -141,9 +145,13 @@ fn build_record_store(config: &Config) -> Result<Arc<dyn RecordStore>, StartErro
         |variable: &str, message: String| StartError::Setup(format!("invalid configuration: {variable}: {message}"));
     Ok(match io.kind {
         IoAdapterKind::Memory => Arc::new(MemoryStore::new()),
-        IoAdapterKind::Embedded => {
-            Arc::new(EmbeddedStore::open(&io.data_dir).map_err(|e| setup("IO_ADAPTER_DATA_DIR", e.to_string()))?)
-        }
+        IoAdapterKind::Embedded => Arc::new(EmbeddedStore::open(&io.data_dir).map_err(|e| {
+            if e.configuration {
+                setup("IO_ADAPTER_DATA_DIR", e.to_string())
+            } else {
+                StartError::Store(e.to_string())
+            }
+        })?),
         IoAdapterKind::Http => {
             let base_url = io.base_url.as_deref().unwrap_or_default();
             Arc::new(HttpStore::new(base_url, io.timeout).map_err(|e| setup("IO_ADAPTER_BASE_URL", e))?)

@@ -109,6 +109,25 @@ impl StoreError {
     }
 }
 
+/// Whether a store can take writes, for `/admin/ready`. Stores whose failures are per call (a
+/// database or service that answers again later) are always ready; the `embedded` store is not
+/// while its database is closed after an I/O error and cannot be reopened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoreHealth {
+    pub ready: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl StoreHealth {
+    pub fn ready() -> Self {
+        Self {
+            ready: true,
+            detail: None,
+        }
+    }
+}
+
 /// Credentials of the caller that a store may pass on (the HTTP adapter forwards the bearer token).
 /// `Debug` never prints the token.
 #[derive(Clone, Default)]
@@ -148,4 +167,9 @@ pub trait RecordStore: Send + Sync {
         scope: &'a RecordScope,
         query: &'a Query,
     ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>>;
+
+    /// Cheap (no I/O): read by every `/admin/ready`.
+    fn health(&self) -> StoreHealth {
+        StoreHealth::ready()
+    }
 }

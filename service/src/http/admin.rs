@@ -21,17 +21,31 @@ pub async fn health() -> Json<serde_json::Value> {
 
 pub async fn ready(State(state): State<AppState>) -> Response {
     let auth = state.auth.health();
+    // The record store's own readiness, a separate field: `embedded` is not ready while its
+    // database is closed after an I/O error and cannot be reopened.
+    let store = state.records.store().health();
     match state.registry.snapshot() {
-        Some(snapshot) if auth.ready => Json(json!({
+        Some(snapshot) if auth.ready && store.ready => Json(json!({
             "status": "ready",
             "models_loaded": snapshot.models.len(),
             "catalog_sha256": snapshot.catalog_sha256,
             "auth": auth,
+            "store": store,
         }))
         .into_response(),
+        Some(_) if !store.ready => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "not_ready",
+                "reason": format!("record store: {}", store.detail.as_deref().unwrap_or("cannot write")),
+                "auth": auth,
+                "store": store,
+            })),
+        )
+            .into_response(),
         Some(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not_ready", "reason": "auth", "auth": auth})),
+            Json(json!({"status": "not_ready", "reason": "auth", "auth": auth, "store": store})),
         )
             .into_response(),
         None => {
@@ -42,7 +56,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
                 .unwrap_or_else(|| "the first catalog load has not finished".into());
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "not_ready", "reason": reason})),
+                Json(json!({"status": "not_ready", "reason": reason, "store": store})),
             )
                 .into_response()
         }

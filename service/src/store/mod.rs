@@ -15,7 +15,7 @@ use futures::future::BoxFuture;
 use crate::domain::query::Query;
 use crate::domain::record::{CreateOutcome, NewRecord, Record, RecordScope};
 use crate::metrics::Metrics;
-use crate::ports::{CallerToken, RecordStore, StoreError};
+use crate::ports::{CallerToken, RecordStore, StoreError, StoreHealth};
 
 /// Wraps a store with `io_adapter_requests_total`, `io_adapter_request_duration_seconds` and
 /// `io_adapter_errors_total` (labels: `adapter`, `operation`; errors also `kind`). Only failures of
@@ -86,5 +86,9 @@ impl RecordStore for Instrumented {
         query: &'a Query,
     ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
         Box::pin(self.observe("query", self.inner.query(caller, scope, query)))
+    }
+
+    fn health(&self) -> StoreHealth {
+        self.inner.health()
     }
 }
