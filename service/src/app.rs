@@ -18,6 +18,7 @@ use crate::http::{AppState, ServiceInfo, router};
 use crate::metrics::Metrics;
 use crate::ports::RecordStore;
 use crate::registry::fetch::{FetchSettings, HttpArtifactSource, LocalArtifactSource, RoutedArtifactSource};
+use crate::registry::local_file::LocalFileLimits;
 use crate::registry::{CatalogLocation, Loader, Registry};
 use crate::store::Instrumented;
 use crate::store::embedded::EmbeddedStore;
@@ -88,6 +89,7 @@ pub fn build_state(config: &Config) -> Result<AppState, StartError> {
                 let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
                 let dir = if dir.as_os_str().is_empty() { ".".into() } else { dir };
                 LocalArtifactSource::new(dir, registry_config.artifact_max_bytes)
+                    .with_timeout(registry_config.fetch_timeout)
             });
             (CatalogLocation::File(path.clone()), local)
         }
@@ -103,6 +105,10 @@ pub fn build_state(config: &Config) -> Result<AppState, StartError> {
         compiler: Arc::new(StandardCompiler),
         fetch_concurrency: registry_config.fetch_concurrency,
         metrics: metrics.clone(),
+        local_file_limits: LocalFileLimits {
+            max_bytes: registry_config.artifact_max_bytes,
+            timeout: registry_config.fetch_timeout,
+        },
     };
     let registry = Registry::new(loader);
     let auth = build_authenticator(config)?;

@@ -140,7 +140,10 @@ async fn fetch_all(
         .parent()
         .map(|p| p.to_path_buf())
         .filter(|p| !p.as_os_str().is_empty());
-    let local = allow_local.then(|| LocalArtifactSource::new(dir.unwrap_or_else(|| ".".into()), 64 * 1024 * 1024));
+    let local = allow_local.then(|| {
+        LocalArtifactSource::new(dir.unwrap_or_else(|| ".".into()), 64 * 1024 * 1024)
+            .with_timeout(std::time::Duration::from_secs(timeout.max(1)))
+    });
     let loader = Loader {
         location: CatalogLocation::File(file.to_path_buf()),
         catalog_source: http.clone(),
@@ -148,6 +151,10 @@ async fn fetch_all(
         compiler: Arc::new(StandardCompiler),
         fetch_concurrency: 4,
         metrics: Arc::new(Metrics::new()),
+        local_file_limits: hex_core_service::registry::local_file::LocalFileLimits {
+            max_bytes: 64 * 1024 * 1024,
+            timeout: std::time::Duration::from_secs(timeout.max(1)),
+        },
     };
     let progress = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(catalog.entries.len() as u64);

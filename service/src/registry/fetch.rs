@@ -12,6 +12,7 @@ use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 
+use super::local_file::{self, LocalFileLimits};
 use super::policy::UrlPolicy;
 use crate::ports::{ArtifactSource, FetchError, FetchedArtifact};
 
@@ -253,11 +254,25 @@ impl ArtifactSource for HttpArtifactSource {
 pub struct LocalArtifactSource {
     root: PathBuf,
     max_bytes: u64,
+    timeout: Duration,
 }
+
+/// How long one local read may take unless `with_timeout` says otherwise.
+const DEFAULT_LOCAL_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl LocalArtifactSource {
     pub fn new(root: PathBuf, max_bytes: u64) -> Self {
-        Self { root, max_bytes }
+        Self {
+            root,
+            max_bytes,
+            timeout: DEFAULT_LOCAL_READ_TIMEOUT,
+        }
+    }
+
+    /// The time limit of one read (the service passes `REGISTRY_FETCH_TIMEOUT_MS`).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// A catalog value is local when it is a relative path, not a URL.
@@ -284,17 +299,14 @@ impl LocalArtifactSource {
         if !path.starts_with(&root) {
             return Err(err("resolves outside the catalog directory".into()));
         }
-        let metadata = tokio::fs::metadata(&path).await.map_err(|e| err(e.to_string()))?;
-        if metadata.len() > self.max_bytes {
-            return Err(err(format!(
-                "larger than the {} byte limit (REGISTRY_ARTIFACT_MAX_BYTES)",
-                self.max_bytes
-            )));
-        }
-        let bytes = tokio::fs::read(&path).await.map_err(|e| err(e.to_string()))?;
+        let limits = LocalFileLimits {
+            max_bytes: self.max_bytes,
+            timeout: self.timeout,
+        };
+        let bytes = local_file::read(&path, limits).await.map_err(|e| err(e.to_string()))?;
         Ok(FetchedArtifact {
             url: reference.to_string(),
-            bytes: Bytes::from(bytes),
+            bytes,
             from_cache: false,
         })
     }

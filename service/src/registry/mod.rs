@@ -3,6 +3,7 @@
 //! refresh; a failed refresh leaves the previous snapshot in place.
 
 pub mod fetch;
+pub mod local_file;
 pub mod policy;
 
 use std::collections::BTreeMap;
@@ -142,15 +143,16 @@ pub struct Loader {
     pub compiler: Arc<dyn ModelCompiler>,
     pub fetch_concurrency: usize,
     pub metrics: Arc<Metrics>,
+    /// Size and time limits of `CatalogLocation::File` reads.
+    pub local_file_limits: local_file::LocalFileLimits,
 }
 
 impl Loader {
     async fn read_catalog(&self) -> Result<Bytes, RegistryError> {
         match &self.location {
             CatalogLocation::Inline(json) => Ok(Bytes::from(json.clone())),
-            CatalogLocation::File(path) => tokio::fs::read(path)
+            CatalogLocation::File(path) => local_file::read(path, self.local_file_limits)
                 .await
-                .map(Bytes::from)
                 .map_err(|e| RegistryError::Source(format!("{}: {e}", path.display()))),
             CatalogLocation::Url(url) => self
                 .catalog_source
