@@ -173,7 +173,11 @@ fn exact_text(text: &str) -> Result<Option<Arc<RawValue>>, serde_json::Error> {
         // Not reached for text serde_json accepted; the value alone is the safe fallback.
         return Ok(None);
     };
-    if numbers_write_back_unchanged(&written) {
+    // Usually every number writes back unchanged. Otherwise look again at the numbers the value
+    // holds (a repeated key keeps only its last value): if only numbers it dropped differ, the
+    // value's own text is exact, and keeping a second one would make the text depend on what was
+    // dropped (it would not read back the same).
+    if numbers_write_back_unchanged(&written, false) || numbers_write_back_unchanged(&written, true) {
         return Ok(None);
     }
     let mut exact = String::with_capacity(text.len());
@@ -390,12 +394,19 @@ fn members_as_parsed<'w, 'a>(members: &'w [(&'a str, Written<'a>)]) -> Vec<(Cow<
     kept
 }
 
-fn numbers_write_back_unchanged(written: &Written<'_>) -> bool {
+/// Whether `serde_json` writes every number back as written; `as_parsed`: only the numbers the
+/// parsed value keeps (see [`members_as_parsed`]), which costs a decode of every key.
+fn numbers_write_back_unchanged(written: &Written<'_>, as_parsed: bool) -> bool {
     match written {
         Written::Literal(_) => true,
         Written::Number(text) => serde_json::from_str::<serde_json::Number>(text).is_ok_and(|n| n.to_string() == *text),
-        Written::Array(items) => items.iter().all(numbers_write_back_unchanged),
-        Written::Object(members) => members.iter().all(|(_, value)| numbers_write_back_unchanged(value)),
+        Written::Array(items) => items.iter().all(|item| numbers_write_back_unchanged(item, as_parsed)),
+        Written::Object(members) if as_parsed => members_as_parsed(members)
+            .into_iter()
+            .all(|(_, value)| numbers_write_back_unchanged(value, true)),
+        Written::Object(members) => members
+            .iter()
+            .all(|(_, value)| numbers_write_back_unchanged(value, false)),
     }
 }
 
@@ -649,6 +660,18 @@ mod tests {
         assert_eq!(*payload.value(), json!({"a": 2.5, "b": "é"}));
         let reparsed: Value = serde_json::from_str(&payload.text()).unwrap();
         assert_eq!(reparsed, *payload.value());
+    }
+
+    #[test]
+    fn numbers_only_in_a_dropped_duplicate_keep_no_second_text() {
+        // Found by fuzzing (fuzz/regressions/payload/crash-6985bc56...): the first "a" held numbers
+        // written otherwise, so the exact text was kept, with strings as sent; read back, it had
+        // no such number and wrote itself differently ("\u00e9" became "é").
+        let payload = parse(r#"{"s":"\u00e9","a":[2.0,-3e-2],"a":{"dup":0.5}}"#);
+        assert!(!payload.keeps_exact_text());
+        let again = parse(&payload.text());
+        assert_eq!(again.text(), payload.text());
+        assert_eq!(again, payload);
     }
 
     #[test]

@@ -59,24 +59,8 @@ impl JwksAuthenticator {
 
     /// Verifies one token and returns the caller's identity (with the token kept for forwarding).
     pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
-        // The header is read unverified only to pick a key; nothing in it is trusted beyond that.
-        let header = decode_header(token).map_err(|_| {
-            AuthError::Invalid(
-                "the token is not a JWT signed with a supported algorithm (RS256/384/512, PS256/384/512, ES256, ES384, EdDSA)"
-                    .into(),
-            )
-        })?;
-        if header.crit.is_some() {
-            // RFC 7515 §4.1.11: extensions we do not implement must make the token invalid.
-            return Err(AuthError::Invalid(
-                "the token has critical header parameters (crit)".into(),
-            ));
-        }
-        let kid = header
-            .kid
-            .as_deref()
-            .filter(|kid| !kid.is_empty())
-            .ok_or_else(|| AuthError::Invalid("the token header has no kid".into()))?;
+        let kid = token_kid(token)?;
+        let kid = kid.as_str();
         if let Some(result) = self.verify_with_loaded_key(token, kid) {
             return result;
         }
@@ -115,6 +99,27 @@ impl JwksAuthenticator {
     pub fn store(&self) -> &Arc<KeyStore> {
         &self.store
     }
+}
+
+/// The `kid` of a token's header, which picks the verifying key. The header is read unverified,
+/// only for this; nothing in it is trusted beyond that.
+pub fn token_kid(token: &str) -> Result<String, AuthError> {
+    let header = decode_header(token).map_err(|_| {
+        AuthError::Invalid(
+            "the token is not a JWT signed with a supported algorithm (RS256/384/512, PS256/384/512, ES256, ES384, EdDSA)"
+                .into(),
+        )
+    })?;
+    if header.crit.is_some() {
+        // RFC 7515 §4.1.11: extensions we do not implement must make the token invalid.
+        return Err(AuthError::Invalid(
+            "the token has critical header parameters (crit)".into(),
+        ));
+    }
+    header
+        .kid
+        .filter(|kid| !kid.is_empty())
+        .ok_or_else(|| AuthError::Invalid("the token header has no kid".into()))
 }
 
 /// The rules every key shares; each key then pins `algorithms` to what it can verify.
