@@ -46,6 +46,13 @@ pub fn identity_from_claims(
         .and_then(Value::as_str)
         .filter(|t| !t.is_empty())
         .map(str::to_string);
+    if tenant.as_deref().is_some_and(|t| t.contains('\0')) {
+        // Tenants scope stored records; no store can hold U+0000 (PostgreSQL text cannot, the
+        // embedded store's keys use it as a separator).
+        return Err(AuthError::Invalid(format!(
+            "the token's {tenant_claim} claim contains U+0000"
+        )));
+    }
     Ok(Identity {
         subject: subject.to_string(),
         roles,
@@ -109,6 +116,15 @@ mod tests {
             "{err}"
         );
         assert!(identity_from_claims(&json!({"sub": "alice", "typ": "Bearer"}), "a", "tenant", "t").is_ok());
+    }
+
+    #[test]
+    fn a_tenant_with_a_nul_character_is_invalid() {
+        let err = identity_from_claims(&json!({"sub": "a", "tenant": "t\u{0}x"}), "a", "tenant", "t").unwrap_err();
+        assert!(
+            matches!(err, AuthError::Invalid(ref m) if m.contains("U+0000")),
+            "{err}"
+        );
     }
 
     #[test]
