@@ -26,8 +26,11 @@ use crate::store::postgres::translate;
 use crate::validation::linkml::LinkmlSchema;
 use crate::validation::mapping::{MappingPlan, PlanSources, Vocabulary};
 
+/// One fuzz target: what it is fed, bytes.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets, by the name of their `fuzz/fuzz_targets/<name>.rs` and corpus directory.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("query_dialect", query_dialect),
     ("catalog", catalog),
     ("url_policy", url_policy),
@@ -118,7 +121,7 @@ pub fn url_policy(data: &[u8]) {
     let Ok(list) = AllowList::parse(allowed) else {
         return;
     };
-    let require_https = data.len() % 2 == 0;
+    let require_https = data.len().is_multiple_of(2);
     let policy = UrlPolicy::new(list, require_https);
     let Ok(parsed) = policy.check_str(url) else {
         return;
