@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod ports;
 pub mod registry;
