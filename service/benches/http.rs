@@ -7,7 +7,7 @@
 //! 2. with the four real CE-RISE models (`HEX_MODELS_DIR`) served from a local HTTP server:
 //!    start-to-ready, refresh of an unchanged catalog and refresh after one model's artifact
 //!    changed (wall time, and the service's CPU time summed over its threads from
-//!    `/proc/<pid>/task/*/schedstat`), idle RSS after the load and after 10 refreshes, and
+//!    `/proc/<pid>/stat`, per refresh over a batch of 10), idle RSS after the load and after 10 refreshes, and
 //!    `GET /admin/health` throughput at c=8. With `HEX_BENCH_BASELINE=<another hex-core-service
 //!    binary>` (e.g. a release build of main) every row is measured for it too, alternating with
 //!    this build, and with `HEX_BENCH_REFERENCE=<binary>` for a third; each row shows the 1-minute
@@ -230,22 +230,24 @@ fn load_average() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-/// CPU time of every thread of a process so far (ns on CPU, from schedstat: precise where
-/// /proc/<pid>/stat counts 10 ms ticks).
+/// CPU time (user + system) of a process so far, threads that have exited included (the
+/// compile threads do): /proc/<pid>/stat counts clock ticks (10 ms), so callers measure a batch.
 fn process_cpu(pid: u32) -> Duration {
-    let mut total = 0u64;
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            if let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) {
-                total += stat
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
-    }
-    Duration::from_nanos(total)
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_nanos(ticks * 1_000_000_000 / per_second)
 }
 
 fn median(values: &mut [Duration]) -> Duration {
@@ -259,7 +261,7 @@ fn ms(d: Duration) -> String {
 
 /// One binary under comparison.
 struct Side {
-    label: &'static str,
+    label: String,
     binary: String,
 }
 
@@ -279,17 +281,33 @@ async fn registry_comparison(total: usize) {
     .unwrap();
 
     let mut sides = vec![Side {
-        label: "this build",
+        label: "this build".into(),
         binary: support::service_binary(),
     }];
     for (variable, label) in [("HEX_BENCH_BASELINE", "baseline"), ("HEX_BENCH_REFERENCE", "reference")] {
         if let Ok(binary) = std::env::var(variable)
             && !binary.is_empty()
         {
-            sides.insert(0, Side { label, binary });
+            sides.insert(
+                0,
+                Side {
+                    label: label.into(),
+                    binary,
+                },
+            );
         }
     }
-    let mut env = demo_env(&[("AUTH_NONE_ROLES", "admin"), ("LOG_LEVEL", "warn")]);
+    // More variants, `label=binary;label=binary` (e.g. wrappers that set MALLOC_ARENA_MAX or
+    // LD_PRELOAD another allocator, for the memory evidence in docs/validation.md).
+    for variant in std::env::var("HEX_BENCH_VARIANTS").unwrap_or_default().split(';') {
+        if let Some((label, binary)) = variant.split_once('=') {
+            sides.push(Side {
+                label: label.trim().into(),
+                binary: binary.trim().into(),
+            });
+        }
+    }
+    let mut env = demo_env(&[("AUTH_NONE_ROLES", "admin"), ("LOG_LEVEL", "info")]);
     env.remove("REGISTRY_CATALOG_FILE");
     env.remove("REGISTRY_ALLOW_LOCAL_ARTIFACTS");
     env.insert("REGISTRY_CATALOG_URL".into(), artifacts.url("/catalog.json"));
@@ -348,7 +366,6 @@ async fn registry_comparison(total: usize) {
             load_average()
         );
         let refresh = || async {
-            let cpu = process_cpu(service.pid());
             let started = Instant::now();
             let report: Value = http
                 .post(service.url("/admin/registry/refresh"))
@@ -360,19 +377,19 @@ async fn registry_comparison(total: usize) {
                 .unwrap();
             let wall = started.elapsed();
             assert_eq!(report["models_found"], 4, "{report}");
-            (wall, process_cpu(service.pid()).saturating_sub(cpu))
+            wall
         };
-        let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+        let mut walls = Vec::new();
+        let cpu = process_cpu(service.pid());
         for _ in 0..10 {
-            let (wall, cpu) = refresh().await;
-            walls.push(wall);
-            cpus.push(cpu);
+            walls.push(refresh().await);
         }
+        let cpu = process_cpu(service.pid()).saturating_sub(cpu) / 10;
         println!(
-            "| refresh, unchanged catalog (median of 10): wall / service CPU | {} | {} / {} | {} |",
+            "| refresh, unchanged catalog (10): median wall / mean service CPU | {} | {} / {} | {} |",
             side.label,
             ms(median(&mut walls)),
-            ms(median(&mut cpus)),
+            ms(cpu),
             load_average()
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -382,25 +399,25 @@ async fn registry_comparison(total: usize) {
             rss_kib(service.pid(), "VmRSS:") as f64 / 1024.0,
             load_average()
         );
-        let (mut walls, mut cpus) = (Vec::new(), Vec::new());
-        for round in 0..5 {
+        let mut walls = Vec::new();
+        let cpu = process_cpu(service.pid());
+        for round in 0..10 {
             let mut bytes = original.clone();
             bytes.extend_from_slice(format!("\n# bench change {round}\n").as_bytes());
             artifacts.set(changed_path, Route::ok(bytes));
-            let (wall, cpu) = refresh().await;
-            walls.push(wall);
-            cpus.push(cpu);
+            walls.push(refresh().await);
         }
+        let cpu = process_cpu(service.pid()).saturating_sub(cpu) / 10;
         println!(
-            "| refresh after product-profile's shapes changed (median of 5): wall / service CPU | {} | {} / {} | {} |",
+            "| refresh after product-profile's shapes changed (10): median wall / mean service CPU | {} | {} / {} | {} |",
             side.label,
             ms(median(&mut walls)),
-            ms(median(&mut cpus)),
+            ms(cpu),
             load_average()
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
         println!(
-            "| idle RSS after those 15 refreshes | {} | {:.1} MiB | {} |",
+            "| idle RSS after those 20 refreshes | {} | {:.1} MiB | {} |",
             side.label,
             rss_kib(service.pid(), "VmRSS:") as f64 / 1024.0,
             load_average()
