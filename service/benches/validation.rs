@@ -223,6 +223,7 @@ fn main() {
         rss_mib(),
         rss_mib() - rss_before
     );
+    compile_phases(&MODELS[0]);
     let load = registry_load_time();
     println!(
         "| registry load of all four (fetch from files + compile, concurrent) | {} |",
@@ -295,6 +296,60 @@ fn main() {
             ms(stats.p99),
             stats.ops_per_sec
         );
+    }
+    println!();
+}
+
+/// Where one model's compile time goes, phase by phase on one thread (the service parses the
+/// LinkML, shapes and ontology on parallel threads).
+fn compile_phases(model: &Model) {
+    use hex_core_service::validation::json_schema::JsonSchemaValidator;
+    use hex_core_service::validation::linkml::LinkmlSchema;
+    use hex_core_service::validation::mapping::{MappingPlan, PlanSources};
+    use hex_core_service::validation::owl::OwlValidator;
+    use hex_core_service::validation::rdf::parse_rdf;
+    use hex_core_service::validation::shacl::ShaclValidator;
+    use hex_core_service::validation::shacl::shapes::ShapesIndex;
+    use std::sync::Arc;
+
+    let artifacts = artifacts(model);
+    let bytes = |kind| &artifacts[&kind].bytes;
+    let mut rows = Vec::new();
+    let mut time = |label: &str, started: Instant| rows.push((label.to_string(), started.elapsed()));
+    let t = Instant::now();
+    let linkml = Arc::new(LinkmlSchema::parse(bytes(ArtifactKind::Linkml)).unwrap());
+    time("parse LinkML YAML", t);
+    let t = Instant::now();
+    let shapes = ShapesIndex::new(parse_rdf(bytes(ArtifactKind::Shacl), "shacl.ttl", "shapes").unwrap());
+    time("parse + index SHACL shapes", t);
+    let t = Instant::now();
+    let ontology = parse_rdf(bytes(ArtifactKind::Owl), "model.ttl", "ontology").unwrap();
+    time("parse OWL ontology", t);
+    let t = Instant::now();
+    let schema: Value = serde_json::from_slice(bytes(ArtifactKind::Schema)).unwrap();
+    time("parse JSON Schema", t);
+    let target = model.root_class.unwrap();
+    let t = Instant::now();
+    let _json = JsonSchemaValidator::compile_value(schema.clone(), Some(target)).unwrap();
+    time("compile JSON Schema (retargeted)", t);
+    let t = Instant::now();
+    let plan = Arc::new(MappingPlan::build(&PlanSources {
+        target_class: target,
+        linkml: Some(&linkml),
+        shapes: Some(&shapes),
+        json_schema: Some(&schema),
+    }));
+    time("mapping plan", t);
+    let t = Instant::now();
+    let _shacl = ShaclValidator::compile(&shapes, plan.clone()).unwrap();
+    time("prune + compile SHACL", t);
+    let t = Instant::now();
+    let _owl = OwlValidator::new(plan, &ontology);
+    time("OWL validator", t);
+    println!("\n| {} compile phase (one thread) | time |", model.name);
+    println!("|---|---|");
+    for (label, elapsed) in rows {
+        println!("| {label} | {} |", ms(elapsed));
     }
     println!();
 }

@@ -110,7 +110,7 @@ pub fn build_state(config: &Config) -> Result<AppState, StartError> {
             timeout: registry_config.fetch_timeout,
         },
     };
-    let registry = Registry::new(loader);
+    let registry = Registry::new(loader, registry_config.retry);
     let auth = build_authenticator(config)?;
     let validation = Arc::new(
         ValidationService::new(config.server.validation_timeout, metrics.clone())
@@ -219,22 +219,21 @@ fn build_mode_authenticator(config: &Config) -> Result<SharedAuthenticator, Star
     }
 }
 
-/// Loads the catalog until the first success, backing off between attempts, so a pod that starts
-/// before its catalog host is reachable becomes ready by itself.
+/// Loads the catalog until the first success, with the registry's backoff between attempts (the
+/// same policy that retries failed entries afterwards), so a pod that starts before its catalog
+/// host is reachable becomes ready by itself.
 pub fn spawn_initial_load(state: &AppState) {
+    use backon::Retryable;
     let registry = state.registry.clone();
+    let backoff = registry.retry_policy().backoff();
     tokio::spawn(async move {
-        let mut delay = Duration::from_millis(250);
-        loop {
-            match registry.refresh().await {
-                Ok(_) => return,
-                Err(error) => {
-                    tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "initial catalog load failed");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                }
-            }
-        }
+        let _ = (|| registry.refresh())
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .notify(|error, delay| {
+                tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "initial catalog load failed");
+            })
+            .await;
     });
 }
 

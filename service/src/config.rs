@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::registry::policy::{AllowList, UrlPolicy};
+use crate::registry::state::RetryPolicy;
 
 /// A configuration error: one variable, the value it had, and what would have been accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,7 +53,17 @@ pub struct RegistryConfig {
     pub ca_file: Option<PathBuf>,
     /// Relative artifact paths in a file catalog resolve beside the catalog file.
     pub allow_local_artifacts: bool,
+    /// Automatic retries of failed entries and the readiness bound.
+    pub retry: RetryPolicy,
 }
+
+/// `REGISTRY_RETRY_MIN_DELAY_MS`: first delay before retrying a transiently failed entry.
+pub const RETRY_MIN_DELAY_MS: (u64, u64, u64) = (500, 10, 60_000);
+/// `REGISTRY_RETRY_MAX_DELAY_SECS`: cap of the doubling delay (jitter adds up to as much again).
+pub const RETRY_MAX_DELAY_SECS: (u64, u64, u64) = (30, 1, 3600);
+/// `REGISTRY_READY_MAX_WAIT_SECS`: longest a never-loaded, transiently failing entry keeps the
+/// replica unready.
+pub const READY_MAX_WAIT_SECS: (u64, u64, u64) = (60, 0, 3600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IoAdapterKind {
@@ -348,6 +359,30 @@ fn registry_config(env: &Env<'_>) -> Result<RegistryConfig, ConfigError> {
         fetch_concurrency: env.number("REGISTRY_FETCH_CONCURRENCY", 8usize, 1, 256)?,
         ca_file: env.get("REGISTRY_CA_FILE").map(PathBuf::from),
         allow_local_artifacts: env.bool("REGISTRY_ALLOW_LOCAL_ARTIFACTS", false)?,
+        retry: retry_policy(env)?,
+    })
+}
+
+/// (default, min, max) of each variable are the constants above.
+fn retry_policy(env: &Env<'_>) -> Result<RetryPolicy, ConfigError> {
+    let (default, min, max) = RETRY_MIN_DELAY_MS;
+    let min_delay = Duration::from_millis(env.number("REGISTRY_RETRY_MIN_DELAY_MS", default, min, max)?);
+    let (default, min, max) = RETRY_MAX_DELAY_SECS;
+    let max_delay = Duration::from_secs(env.number("REGISTRY_RETRY_MAX_DELAY_SECS", default, min, max)?);
+    if max_delay < min_delay {
+        return Err(ConfigError::new(
+            "REGISTRY_RETRY_MAX_DELAY_SECS",
+            &max_delay.as_secs().to_string(),
+            "is shorter than REGISTRY_RETRY_MIN_DELAY_MS",
+            "a cap at least as long as the first delay",
+        ));
+    }
+    let (default, min, max) = READY_MAX_WAIT_SECS;
+    let ready_max_wait = Duration::from_secs(env.number("REGISTRY_READY_MAX_WAIT_SECS", default, min, max)?);
+    Ok(RetryPolicy {
+        min_delay,
+        max_delay,
+        ready_max_wait,
     })
 }
 
@@ -572,6 +607,7 @@ mod tests {
         assert_eq!(config.server.request_max_bytes, 1_048_576);
         assert_eq!(config.server.validation_max_nodes, 50_000);
         assert_eq!(config.registry.cache_ttl, Duration::from_secs(300));
+        assert_eq!(config.registry.retry, RetryPolicy::default());
         assert_eq!(config.io_adapter.timeout, Duration::from_millis(5000));
         assert!(!config.metrics_enabled);
         assert_eq!(config.log_level, "info");
@@ -640,6 +676,23 @@ mod tests {
         let err = parse(&map).unwrap_err();
         assert_eq!(err.variable, "REGISTRY_CATALOG_URL");
         assert!(err.problem.contains("https"), "{err}");
+    }
+
+    #[test]
+    fn retry_settings_are_bounded_and_consistent() {
+        let mut map = base();
+        map.insert("REGISTRY_READY_MAX_WAIT_SECS".into(), "3601".into());
+        assert_eq!(parse(&map).unwrap_err().variable, "REGISTRY_READY_MAX_WAIT_SECS");
+        let mut map = base();
+        map.insert("REGISTRY_RETRY_MIN_DELAY_MS".into(), "5000".into());
+        map.insert("REGISTRY_RETRY_MAX_DELAY_SECS".into(), "2".into());
+        assert_eq!(parse(&map).unwrap_err().variable, "REGISTRY_RETRY_MAX_DELAY_SECS");
+        let mut map = base();
+        map.insert("REGISTRY_RETRY_MIN_DELAY_MS".into(), "50".into());
+        map.insert("REGISTRY_READY_MAX_WAIT_SECS".into(), "0".into());
+        let retry = parse(&map).unwrap().registry.retry;
+        assert_eq!(retry.min_delay, Duration::from_millis(50));
+        assert_eq!(retry.ready_max_wait, Duration::ZERO);
     }
 
     #[test]

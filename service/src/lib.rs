@@ -11,6 +11,7 @@ pub mod domain;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod ports;
 pub mod registry;

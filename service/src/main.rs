@@ -34,6 +34,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    hex_core_service::memory::limit_malloc_arenas();
     telemetry::init(&config.log_level, config.log_format);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

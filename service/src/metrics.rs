@@ -30,6 +30,9 @@ pub struct Metrics {
     pub validation_duration: Family<Labels, Histogram, fn() -> Histogram>,
     pub validation_violations: Family<Labels, Counter>,
     pub registry_models_loaded: Gauge,
+    /// Catalog entries by state (`loaded`, `stale`, `failed`).
+    pub registry_entries: Family<Labels, Gauge>,
+    pub registry_entry_retries: Family<Labels, Counter>,
     pub registry_refresh: Family<Labels, Counter>,
     pub registry_refresh_duration: Histogram,
     pub registry_artifact_fetch: Family<Labels, Counter>,
@@ -57,6 +60,8 @@ impl Metrics {
             validation_duration: Family::new_with_constructor(latency_histogram),
             validation_violations: Family::default(),
             registry_models_loaded: Gauge::default(),
+            registry_entries: Family::default(),
+            registry_entry_retries: Family::default(),
             registry_refresh: Family::default(),
             registry_refresh_duration: latency_histogram(),
             registry_artifact_fetch: Family::default(),
@@ -100,6 +105,16 @@ impl Metrics {
             "registry_models_loaded",
             "Model versions in the active snapshot",
             metrics.registry_models_loaded.clone(),
+        );
+        registry.register(
+            "registry_entries",
+            "Catalog entries by state: loaded, stale (an earlier load of the same version is served) or failed",
+            metrics.registry_entries.clone(),
+        );
+        registry.register(
+            "registry_entry_retries",
+            "Automatic retries of failed and stale catalog entries by result",
+            metrics.registry_entry_retries.clone(),
         );
         registry.register(
             "registry_refresh",
@@ -153,6 +168,26 @@ impl Metrics {
         self.registry_refresh_duration.observe(elapsed.as_secs_f64());
     }
 
+    /// After every snapshot store: model versions served and entries per state.
+    pub fn record_registry_entries(&self, served: usize, counts: &crate::registry::state::EntryCounts) {
+        self.registry_models_loaded.set(served as i64);
+        for (state, count) in [
+            ("loaded", counts.loaded),
+            ("stale", counts.stale),
+            ("failed", counts.failed),
+        ] {
+            self.registry_entries
+                .get_or_create(&vec![("state", state.to_string())])
+                .set(count as i64);
+        }
+    }
+
+    pub fn record_entry_retry(&self, result: &'static str) {
+        self.registry_entry_retries
+            .get_or_create(&vec![("result", result.to_string())])
+            .inc();
+    }
+
     pub fn record_artifact_fetch(&self, kind: ArtifactKind, result: &Result<FetchedArtifact, FetchError>) {
         let outcome = match result {
             Ok(a) if a.from_cache => "cache_hit",
@@ -191,6 +226,16 @@ mod tests {
         metrics.record_http("GET", "/models", 200, Duration::from_millis(1));
         metrics.record_refresh("success", Duration::from_millis(5));
         metrics.idempotency_conflicts.inc();
+        metrics.record_registry_entries(
+            3,
+            &crate::registry::state::EntryCounts {
+                total: 4,
+                loaded: 2,
+                stale: 1,
+                failed: 1,
+            },
+        );
+        metrics.record_entry_retry("loaded");
         let text = metrics.render();
         for name in [
             "http_requests_total{",
@@ -198,7 +243,10 @@ mod tests {
             "http_requests_in_flight",
             "registry_refresh_total{result=\"success\"} 1",
             "registry_refresh_duration_seconds_count 1",
-            "registry_models_loaded",
+            "registry_models_loaded 3",
+            "registry_entries{state=\"stale\"} 1",
+            "registry_entries{state=\"failed\"} 1",
+            "registry_entry_retries_total{result=\"loaded\"} 1",
             "idempotency_conflicts_total 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");

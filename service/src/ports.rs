@@ -41,6 +41,21 @@ pub enum FetchError {
     Local { path: String, message: String },
 }
 
+impl FetchError {
+    /// Whether trying again later can succeed without anyone changing the catalog or the
+    /// artifact: the host was unreachable, slow, overloaded or briefly failing (transport errors,
+    /// timeouts, 5xx, 408, 429). A refused URL, a refused redirect, a size over the limit, a local
+    /// file that cannot be read and every other status (404, 410, 403, ...) stay as they are until
+    /// something changes, so they are not retried on their own.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Timeout { .. } | Self::Transport { .. } => true,
+            Self::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            Self::Policy(_) | Self::Redirect { .. } | Self::TooLarge { .. } | Self::Local { .. } => false,
+        }
+    }
+}
+
 /// Fetches artifact and catalog bytes under the URL policy.
 pub trait ArtifactSource: Send + Sync {
     fn fetch<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<FetchedArtifact, FetchError>>;
@@ -49,13 +64,7 @@ pub trait ArtifactSource: Send + Sync {
 /// The artifacts of one entry, fetched and ready to compile.
 pub type ArtifactSet = BTreeMap<ArtifactKind, FetchedArtifact>;
 
-/// How the class that payloads validate as was chosen (visible in the model detail endpoint).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TargetClass {
-    pub name: Option<String>,
-    /// `catalog_root_class`, `linkml_tree_root`, `single_unreferenced_class`, `schema_root`, `unknown`.
-    pub chosen_by: String,
-}
+pub use crate::domain::report::TargetClass;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{artifact}: {message}")]
@@ -70,12 +79,24 @@ pub trait PayloadValidator: Send + Sync {
     fn validate(&self, payload: &Value) -> Vec<Violation>;
 }
 
+/// The validators of one payload's class, compiled on first use, for models whose catalog entry
+/// and schema name no class (see docs/validation.md, "Target class").
+pub trait TargetInference: Send + Sync {
+    /// The class inferred for `payload` and the validators compiled for it; or, when no single
+    /// class fits, the record saying why (the model's own validators then run and report it).
+    fn validators_for(&self, payload: &Value) -> Result<(TargetClass, ValidatorSet), TargetClass>;
+}
+
+pub type ValidatorSet = Arc<[Arc<dyn PayloadValidator>]>;
+
 /// Everything compiled from one entry's artifacts.
 #[derive(Clone)]
 pub struct CompiledModel {
     pub validators: Vec<Arc<dyn PayloadValidator>>,
     pub target_class: TargetClass,
     pub warnings: Vec<String>,
+    /// Set when the class is chosen per payload; `validators` are then what runs when no class fits.
+    pub inference: Option<Arc<dyn TargetInference>>,
 }
 
 /// Turns fetched artifacts into validators. Runs on a blocking thread at load time.

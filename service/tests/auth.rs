@@ -426,7 +426,7 @@ async fn an_unreachable_idp_at_start_is_not_ready_then_recovers_by_itself() {
     let ready = client().get(service.url("/admin/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 503, "no keys were ever loaded");
     let ready: Value = ready.json().await.unwrap();
-    assert_eq!(ready["reason"], "auth", "{ready}");
+    assert!(ready["reason"].as_str().unwrap().starts_with("auth"), "{ready}");
     let token = rsa.sign(&idp::claims("alice", &[]));
     assert_unauthorized(
         get_with_token(&service, "/models", &token).await,

@@ -12,10 +12,10 @@ use std::collections::BTreeSet;
 
 use hex_core_service::domain::catalog::CatalogEntry;
 use hex_core_service::domain::report::Severity;
-use hex_core_service::ports::ModelCompiler;
+use hex_core_service::ports::{CompiledModel, ModelCompiler};
 use hex_core_service::validation::StandardCompiler;
 use serde_json::json;
-use support::corpus::{self, Finding, findings};
+use support::corpus::{self, Finding, WithoutRootClass, findings};
 
 fn set(items: &[(String, String, String)]) -> BTreeSet<Finding> {
     items.iter().cloned().collect()
@@ -24,11 +24,54 @@ fn set(items: &[(String, String, String)]) -> BTreeSet<Finding> {
 /// Checks every case of one golden model and reports all mismatches at once.
 fn check_corpus(name: &str) {
     let golden = corpus::load(name);
+    check_cases(name, &golden, &golden.compiled, false);
+}
+
+/// The same corpus with the model compiled as an upstream catalog gives it, without `root_class`:
+/// every case must get the same findings (its class inferred from its keys, or named by the
+/// schema), except cases marked `"without_root_class": "not_inferable"`, whose keys identify no
+/// single class and whose report must say so.
+fn check_corpus_without_root_class(name: &str) {
+    let golden = corpus::load(name);
+    let entry = CatalogEntry {
+        root_class: None,
+        ..golden.spec.entry()
+    };
+    let compiled = StandardCompiler.compile(&entry, &golden.spec.artifact_set()).unwrap();
+    check_cases(name, &golden, &compiled, true);
+}
+
+fn check_cases(name: &str, golden: &corpus::GoldenModel, compiled: &CompiledModel, without_root_class: bool) {
     assert!(!golden.cases.is_empty(), "{name}: no cases");
     let print = std::env::var_os("HEX_GOLDEN_PRINT").is_some();
     let mut failures = Vec::new();
     for case in &golden.cases {
-        let report = corpus::validate(&golden.compiled, &case.payload);
+        let report = corpus::validate(compiled, &case.payload);
+        let target = report
+            .target_class
+            .clone()
+            .expect("every report names its target class");
+        if without_root_class && case.without_root_class == Some(WithoutRootClass::NotInferable) {
+            let reported = report.results.iter().any(|v| v.kind == "target_class" && v.path == "$");
+            if report.passed || !reported || target.name.is_some() || target.chosen_by != "payload_keys" {
+                failures.push(format!(
+                    "{name}/{}: without root_class this payload identifies no class and the report must say so; \
+                     got passed={} target_class={target:?}",
+                    case.name, report.passed
+                ));
+            }
+            continue;
+        }
+        // The class is the one the catalog named, found from the schema (tree_root) or the keys.
+        if without_root_class
+            && let Some(root) = &golden.spec.root_class
+            && target.name.as_deref() != Some(root.as_str())
+        {
+            failures.push(format!(
+                "{name}/{}: expected the class {root} without root_class, got {target:?}",
+                case.name
+            ));
+        }
         let errors = findings(&report, Severity::Error);
         let warnings = findings(&report, Severity::Warning);
         if print {
@@ -93,6 +136,45 @@ fn product_profile_corpus_matches_expectations() {
 }
 
 #[test]
+fn every_corpus_matches_its_expectations_without_a_catalog_root_class() {
+    // re-indicators and product-profile infer the class from each payload's keys; the demo and
+    // usage-and-maintenance name it with tree_root; dp-record-metadata has one unreferenced class.
+    let inferred = |name: &str| {
+        let golden = corpus::load(name);
+        let entry = CatalogEntry {
+            root_class: None,
+            ..golden.spec.entry()
+        };
+        StandardCompiler
+            .compile(&entry, &golden.spec.artifact_set())
+            .unwrap()
+            .target_class
+            .chosen_by
+    };
+    assert_eq!(inferred("re-indicators-specification"), "payload_keys");
+    assert_eq!(inferred("product-profile"), "payload_keys");
+    assert_eq!(inferred("demo-passport"), "linkml_tree_root");
+    let mut failures = Vec::new();
+    for name in [
+        "demo-passport",
+        "re-indicators-specification",
+        "dp-record-metadata",
+        "usage-and-maintenance",
+        "product-profile",
+    ] {
+        if let Err(panic) = std::panic::catch_unwind(|| check_corpus_without_root_class(name)) {
+            failures.push(
+                panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_else(|| format!("{name}: panicked")),
+            );
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
 fn every_model_compiles_json_schema_and_shacl_and_owl_where_published() {
     for name in [
         "demo-passport",
@@ -142,9 +224,10 @@ fn target_class_comes_from_catalog_then_tree_root_then_the_single_unreferenced_c
 }
 
 /// product-profile 0.0.3 has 32 classes, none referenced by another and none marked tree_root:
-/// without a root_class the service cannot know what a record is, and says so.
+/// without a root_class each payload's class is inferred from its keys, and a payload whose keys
+/// fit no single class reports that no target class is known.
 #[test]
-fn ambiguous_model_loads_with_a_warning_and_validation_reports_no_target_class() {
+fn ambiguous_model_infers_the_class_per_payload_and_reports_when_none_fits() {
     let golden = corpus::load("product-profile");
     let entry = CatalogEntry {
         root_class: None,
@@ -152,17 +235,31 @@ fn ambiguous_model_loads_with_a_warning_and_validation_reports_no_target_class()
     };
     let compiled = StandardCompiler.compile(&entry, &golden.spec.artifact_set()).unwrap();
     assert_eq!(compiled.target_class.name, None);
-    assert_eq!(compiled.target_class.chosen_by, "unknown");
+    assert_eq!(compiled.target_class.chosen_by, "payload_keys");
     assert!(
         compiled
             .warnings
             .iter()
-            .any(|w| w.contains("no target class") && w.contains("root_class")),
+            .any(|w| w.contains("inferred") && w.contains("root_class")),
         "{:?}",
         compiled.warnings
     );
     let report = corpus::validate(&compiled, &json!({"unique_product_identifier_value": "x"}));
+    assert!(report.passed, "{report:?}");
+    let target = report.target_class.unwrap();
+    assert_eq!(target.name.as_deref(), Some("UniqueProductIdentifier"));
+    assert!(target.detail.unwrap().contains("only class declaring all 1"));
+
+    let report = corpus::validate(&compiled, &json!({}));
     assert!(!report.passed);
+    assert!(
+        report
+            .target_class
+            .unwrap()
+            .detail
+            .unwrap()
+            .contains("no top-level key")
+    );
     let target = report
         .results
         .iter()

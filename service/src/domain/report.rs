@@ -39,11 +39,26 @@ pub struct ValidatorResult {
     pub violations: Vec<Violation>,
 }
 
+/// The class a payload was validated as, and how it was chosen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetClass {
+    pub name: Option<String>,
+    /// `catalog_root_class`, `linkml_tree_root`, `single_unreferenced_class`, `schema_root`,
+    /// `payload_keys` (inferred per payload), `unknown`.
+    pub chosen_by: String,
+    /// For `payload_keys`: why this class, or why none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidationReport {
     pub passed: bool,
     pub results: Vec<Violation>,
     pub validators: Vec<ValidatorResult>,
+    /// Addition: the class the payload was validated as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_class: Option<TargetClass>,
 }
 
 impl ValidationReport {
@@ -55,6 +70,7 @@ impl ValidationReport {
             passed,
             results,
             validators,
+            target_class: None,
         }
     }
 }

@@ -19,48 +19,39 @@ pub async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Interface 1 (docs/configuration.md, "Readiness"): the same JSON with 200 and 503.
 pub async fn ready(State(state): State<AppState>) -> Response {
     let auth = state.auth.health();
     // The record store's own readiness, a separate field: `embedded` is not ready while its
     // database is closed after an I/O error and cannot be reopened.
     let store = state.records.store().health();
-    match state.registry.snapshot() {
-        Some(snapshot) if auth.ready && store.ready => Json(json!({
-            "status": "ready",
-            "models_loaded": snapshot.models.len(),
-            "catalog_sha256": snapshot.catalog_sha256,
-            "auth": auth,
-            "store": store,
-        }))
-        .into_response(),
-        Some(_) if !store.ready => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "status": "not_ready",
-                "reason": format!("record store: {}", store.detail.as_deref().unwrap_or("cannot write")),
-                "auth": auth,
-                "store": store,
-            })),
-        )
-            .into_response(),
-        Some(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not_ready", "reason": "auth", "auth": auth, "store": store})),
-        )
-            .into_response(),
-        None => {
-            let reason = state
-                .registry
-                .last_error()
-                .map(|e| e.to_string())
-                .unwrap_or_else(|| "the first catalog load has not finished".into());
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "not_ready", "reason": reason, "store": store})),
-            )
-                .into_response()
+    let registry = state.registry.health();
+    let reason = match (&registry.ready, auth.ready, store.ready) {
+        (Err(reason), _, _) => Some(reason.clone()),
+        (Ok(()), false, _) => Some("auth: the authenticator is not ready (see auth)".to_string()),
+        (Ok(()), true, false) => Some(format!(
+            "record store: {}",
+            store.detail.as_deref().unwrap_or("cannot write")
+        )),
+        (Ok(()), true, true) => None,
+    };
+    let mut body = json!({
+        "status": if reason.is_none() { "ready" } else { "not_ready" },
+        "catalog_sha256": registry.catalog_sha256,
+        "models_loaded": registry.models_loaded,
+        "entries": registry.entries,
+        "failed_entries": registry.failed_entries,
+        "auth": auth,
+        "store": store,
+    });
+    let status = match reason {
+        Some(reason) => {
+            body["reason"] = json!(reason);
+            StatusCode::SERVICE_UNAVAILABLE
         }
-    }
+        None => StatusCode::OK,
+    };
+    (status, Json(body)).into_response()
 }
 
 pub async fn version() -> Json<serde_json::Value> {
@@ -87,36 +78,41 @@ pub async fn openapi() -> Response {
 }
 
 pub async fn models_count(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let count = state.registry.snapshot().map(|s| s.models.len()).unwrap_or(0);
+    let count = state.registry.snapshot().map(|s| s.models().len()).unwrap_or(0);
     Json(json!({"models_count": count}))
 }
 
 pub async fn status(State(state): State<AppState>) -> Json<serde_json::Value> {
     let snapshot = state.registry.snapshot();
+    let registry = state.registry.health();
     let last_refresh = state.registry.last_refresh();
     let mut validators: Vec<&str> = snapshot
         .iter()
-        .flat_map(|s| s.models.values())
+        .flat_map(|s| s.models().values())
         .flat_map(|m| m.compiled.validators.iter().map(|v| v.kind()))
         .collect();
     validators.sort_unstable();
     validators.dedup();
     Json(json!({
-        "status": if snapshot.is_some() { "ready" } else { "not_ready" },
+        "status": if registry.ready.is_ok() { "ready" } else { "not_ready" },
+        "reason": registry.ready.as_ref().err(),
         "service": "hex-core-service",
         "service_version": env!("CARGO_PKG_VERSION"),
         "started_at": state.info.started_at.format(&Rfc3339).unwrap_or_default(),
         "uptime_seconds": state.info.started.elapsed().as_secs(),
-        "models_loaded": snapshot.as_ref().map(|s| s.models.len()).unwrap_or(0),
-        "catalog_sha256": snapshot.as_ref().map(|s| s.catalog_sha256.clone()),
+        "models_loaded": registry.models_loaded,
+        "catalog_sha256": registry.catalog_sha256,
+        "entries": registry.entries,
+        "failed_entries": registry.failed_entries,
         "last_refresh": last_refresh.as_ref().map(|r| json!({
             "refreshed_at": r.refreshed_at.format(&Rfc3339).unwrap_or_default(),
             "models_found": r.models_found,
             "errors": r.errors,
             "duration_ms": r.duration_ms,
+            "entries": r.entries,
         })),
         "last_refresh_error": state.registry.last_error().map(|e| e.to_string()),
-        "registry_errors": snapshot.as_ref().map(|s| s.errors.clone()).unwrap_or_default(),
+        "registry_errors": snapshot.as_ref().map(|s| s.errors()).unwrap_or_default(),
         "io_adapter": {"id": state.info.io_adapter_id, "version": state.info.io_adapter_version},
         "auth": {"mode": state.auth.mode(), "health": state.auth.health()},
         "validators_enabled": validators,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::domain::report::{ValidationReport, ValidatorResult};
+use crate::domain::report::ValidationReport;
 use crate::metrics::Metrics;
 use crate::ports::CompiledModel;
 use crate::registry::LoadedModel;
@@ -121,7 +121,11 @@ impl ValidationService {
             return Err(ValidateError::TooComplex { limit: self.max_nodes });
         };
         let started = Instant::now();
-        let report = if nodes <= INLINE_MAX_NODES && model.validation_cost.allows_inline() {
+        // A model whose class is inferred per payload may compile a class's validators on its
+        // first payload: never on the reactor.
+        let inline =
+            nodes <= INLINE_MAX_NODES && model.validation_cost.allows_inline() && model.compiled.inference.is_none();
+        let report = if inline {
             let report = validation_pool::run_here(|| run_validators(&model, &payload));
             model.validation_cost.observe(started.elapsed());
             report
@@ -173,12 +177,7 @@ pub fn run_validators(model: &LoadedModel, payload: &Value) -> ValidationReport 
 
 /// The same, for a compiled model outside the registry (`hex-cli validate --offline`).
 pub fn run_compiled(compiled: &CompiledModel, payload: &Value) -> ValidationReport {
-    let results = compiled
-        .validators
-        .iter()
-        .map(|validator| ValidatorResult::from_violations(validator.kind(), validator.validate(payload)))
-        .collect();
-    ValidationReport::merge(results)
+    crate::validation::validate_compiled(compiled, payload)
 }
 
 /// Whether `value` holds more than `limit` JSON values; stops counting as soon as it does.

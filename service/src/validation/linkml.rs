@@ -85,6 +85,8 @@ struct ClassDef {
     attributes: Vec<(String, SlotDef)>,
     slot_usage: BTreeMap<String, SlotDef>,
     tree_root: bool,
+    /// `abstract: true` or `mixin: true`: never the class of a record.
+    not_instantiable: bool,
 }
 
 /// What a slot's values are: a class (nested objects or references), an enum or a type.
@@ -170,6 +172,9 @@ impl LinkmlSchema {
                     attributes,
                     slot_usage,
                     tree_root: value.get("tree_root").and_then(Yaml::as_bool).unwrap_or(false),
+                    not_instantiable: ["abstract", "mixin"]
+                        .iter()
+                        .any(|flag| value.get(*flag).and_then(Yaml::as_bool).unwrap_or(false)),
                 };
                 (name.to_string(), class)
             })
@@ -225,6 +230,11 @@ impl LinkmlSchema {
 
     pub fn class_names(&self) -> impl Iterator<Item = &str> {
         self.classes.keys().map(String::as_str)
+    }
+
+    /// Whether records can be of this class (it exists and is neither abstract nor a mixin).
+    pub fn is_instantiable(&self, name: &str) -> bool {
+        self.classes.get(name).is_some_and(|c| !c.not_instantiable)
     }
 
     /// The classes marked `tree_root: true`.

@@ -4,6 +4,7 @@
 //! Schema validator, the payload-to-RDF mapping plan, the SHACL validator (shapes pruned to what
 //! the target class reaches) and the OWL validator. Requests only run what was compiled here.
 
+pub mod inference;
 pub mod json_schema;
 pub mod linkml;
 pub mod literal;
@@ -19,7 +20,7 @@ use serde_json::Value;
 
 use crate::domain::catalog::CatalogEntry;
 use crate::domain::model::ArtifactKind;
-use crate::domain::report::{Severity, Violation};
+use crate::domain::report::{Severity, ValidationReport, ValidatorResult, Violation};
 use crate::ports::{ArtifactSet, CompileError, CompiledModel, ModelCompiler, PayloadValidator, TargetClass};
 
 use self::linkml::LinkmlSchema;
@@ -96,12 +97,35 @@ impl ModelCompiler for StandardCompiler {
         let mut validators: Vec<Arc<dyn PayloadValidator>> = Vec::new();
         let mut warnings = Vec::new();
 
-        let (target_class, target_warning) = target::choose(&target::TargetInputs {
+        let (mut target_class, mut target_warning) = target::choose(&target::TargetInputs {
             catalog_root_class: entry.root_class.as_deref(),
             linkml: parsed.linkml.as_deref(),
             shapes: parsed.shapes.as_ref(),
             json_schema: parsed.json_schema.as_ref(),
         });
+        // Nothing names the class: infer it per payload from its keys when the schema lists classes.
+        let undecided = target_class.name.is_none() && target_warning.is_some();
+        let inference = match undecided {
+            true => inference::ClassIndex::build(parsed.linkml.as_deref(), parsed.json_schema.as_ref()).map(|index| {
+                target_warning = Some(format!(
+                    "no root_class in the catalog entry and no LinkML tree_root: each payload's class is inferred \
+                         from its top-level keys among {} classes (docs/validation.md, \"Target class\"); set \
+                         root_class to fix it",
+                    index.len()
+                ));
+                target_class = TargetClass {
+                    name: None,
+                    chosen_by: inference::CHOSEN_BY.into(),
+                    detail: None,
+                };
+                Arc::new(inference::PayloadClassInference::new(
+                    index,
+                    entry.clone(),
+                    artifacts.clone(),
+                )) as Arc<dyn crate::ports::TargetInference>
+            }),
+            false => None,
+        };
         warnings.extend(target_warning.clone());
 
         if let Some(schema) = &parsed.json_schema {
@@ -139,37 +163,25 @@ impl ModelCompiler for StandardCompiler {
                 }
             }
             None => {
-                if let Some(message) = target_warning {
+                // With inference the target_class violation is built per payload, with its reason.
+                if let (Some(message), None) = (target_warning, &inference) {
                     validators.push(Arc::new(MissingTargetClass { message }));
                 }
             }
         }
 
+        // The parse peak is several times what the validators keep (re-indicators: a 2.8 MB YAML
+        // tree, 2.1 MB of OWL and 1.2 MB of shapes as RDF graphs).
         drop(parsed);
-        release_freed_memory();
+        crate::memory::release_freed_memory();
         Ok(CompiledModel {
             validators,
             target_class,
             warnings,
+            inference,
         })
     }
 }
-
-/// Parsing a model's artifacts on parallel threads peaks at several times what the compiled
-/// validators keep (re-indicators: a 2.8 MB YAML tree, 2.1 MB of OWL and 1.2 MB of shapes as RDF
-/// graphs), and glibc keeps freed memory of its per-thread arenas mapped. Trimming after each
-/// compile hands it back, so the resident size reflects what the snapshot holds.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn release_freed_memory() {
-    // SAFETY: `malloc_trim` only releases free memory of glibc's heaps; it touches no live
-    // allocation and is safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn release_freed_memory() {}
 
 /// The `$defs` entry the JSON Schema validator targets: the class given in the catalog always;
 /// an inferred class only when the schema root accepts any object (a root that constrains
@@ -189,6 +201,34 @@ fn json_schema_target(schema: &Value, target: &TargetClass, warnings: &mut Vec<S
         return None;
     }
     Some(name.clone())
+}
+
+/// Runs every validator of a compiled model on a payload and merges their results; for a model
+/// whose class is inferred per payload, those of the payload's class (or, when none fits, the
+/// model's own and a `target_class` error saying why).
+pub fn validate_compiled(compiled: &CompiledModel, payload: &Value) -> ValidationReport {
+    let run = |validators: &[Arc<dyn PayloadValidator>]| -> Vec<ValidatorResult> {
+        validators
+            .iter()
+            .map(|validator| ValidatorResult::from_violations(validator.kind(), validator.validate(payload)))
+            .collect()
+    };
+    let (results, target) = match compiled.inference.as_ref().map(|i| i.validators_for(payload)) {
+        Some(Ok((target, validators))) => (run(&validators[..]), target),
+        Some(Err(target)) => {
+            let mut results = run(&compiled.validators[..]);
+            let message = target.detail.clone().unwrap_or_default();
+            results.push(ValidatorResult::from_violations(
+                "target_class",
+                MissingTargetClass { message }.validate(payload),
+            ));
+            (results, target)
+        }
+        None => (run(&compiled.validators[..]), compiled.target_class.clone()),
+    };
+    let mut report = ValidationReport::merge(results);
+    report.target_class = Some(target);
+    report
 }
 
 /// Stands in for SHACL and OWL when no target class is known: validation says so instead of

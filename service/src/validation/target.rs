@@ -26,6 +26,7 @@ pub fn choose(inputs: &TargetInputs<'_>) -> (TargetClass, Option<String>) {
     let chosen = |name: &str, by: &str| TargetClass {
         name: Some(name.to_string()),
         chosen_by: by.to_string(),
+        detail: None,
     };
     if let Some(name) = inputs.catalog_root_class {
         return (chosen(name, "catalog_root_class"), None);
@@ -53,6 +54,7 @@ pub fn choose(inputs: &TargetInputs<'_>) -> (TargetClass, Option<String>) {
             TargetClass {
                 name: None,
                 chosen_by: "schema_root".into(),
+                detail: None,
             },
             None,
         );
@@ -62,6 +64,7 @@ pub fn choose(inputs: &TargetInputs<'_>) -> (TargetClass, Option<String>) {
             TargetClass {
                 name: None,
                 chosen_by: "unknown".into(),
+                detail: None,
             },
             None,
         );
@@ -87,6 +90,7 @@ fn unknown() -> TargetClass {
     TargetClass {
         name: None,
         chosen_by: "unknown".into(),
+        detail: None,
     }
 }
 

@@ -33,6 +33,8 @@ pub struct Route {
     pub delay: Duration,
     pub redirect_to: Option<String>,
     pub etag: Option<String>,
+    /// The first `n` requests of this path get `status` instead (a host that is briefly failing).
+    pub failing_first: Option<(usize, u16)>,
 }
 
 impl Route {
@@ -43,6 +45,7 @@ impl Route {
             delay: Duration::ZERO,
             redirect_to: None,
             etag: None,
+            failing_first: None,
         }
     }
 
@@ -53,6 +56,7 @@ impl Route {
             delay: Duration::ZERO,
             redirect_to: Some(to.into()),
             etag: None,
+            failing_first: None,
         }
     }
 
@@ -69,39 +73,68 @@ impl Route {
         self.etag = Some(etag.to_string());
         self
     }
+
+    /// Answers `status` to the first `n` requests, then as configured.
+    pub fn failing_first(mut self, n: usize, status: u16) -> Self {
+        self.failing_first = Some((n, status));
+        self
+    }
 }
 
-#[derive(Default)]
 struct ServerState {
     routes: HashMap<String, Route>,
     hits: HashMap<String, usize>,
     not_modified: HashMap<String, usize>,
+    requests: usize,
+    /// After answering this many requests the server dies (stops listening, drops connections).
+    die_after: Option<usize>,
+    kill: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
-/// A real HTTP(S) server on 127.0.0.1 that serves catalogs and artifacts.
+/// A real HTTP(S) server on 127.0.0.1 that serves catalogs and artifacts. `kill` (or drop) stops
+/// it the way a crashed host stops: the port refuses connections and open connections are cut.
 pub struct ArtifactServer {
     pub addr: SocketAddr,
     pub scheme: &'static str,
     state: Arc<Mutex<ServerState>>,
+    kill: Arc<tokio::sync::watch::Sender<bool>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for ArtifactServer {
     fn drop(&mut self) {
+        let _ = self.kill.send(true);
         self.task.abort();
     }
 }
 
 async fn serve_route(State(state): State<Arc<Mutex<ServerState>>>, request: Request) -> Response {
     let path = request.uri().path().to_string();
-    let route = {
+    let answer = {
         let mut s = state.lock().unwrap();
-        *s.hits.entry(path.clone()).or_default() += 1;
-        s.routes.get(&path).cloned()
+        s.requests += 1;
+        if s.die_after.is_some_and(|n| s.requests > n) {
+            let _ = s.kill.send(true);
+            None
+        } else {
+            let hits = s.hits.entry(path.clone()).or_default();
+            *hits += 1;
+            let hits = *hits;
+            Some((s.routes.get(&path).cloned(), hits))
+        }
+    };
+    let Some((route, hits)) = answer else {
+        // The kill aborts this connection; the client sees it cut without an answer.
+        return std::future::pending::<Response>().await;
     };
     let Some(route) = route else {
         return (StatusCode::NOT_FOUND, "no such artifact").into_response();
     };
+    if let Some((n, status)) = route.failing_first
+        && hits <= n
+    {
+        return (StatusCode::from_u16(status).unwrap(), "failing on purpose").into_response();
+    }
     if !route.delay.is_zero() {
         tokio::time::sleep(route.delay).await;
     }
@@ -130,57 +163,99 @@ async fn serve_route(State(state): State<Arc<Mutex<ServerState>>>, request: Requ
     (StatusCode::from_u16(route.status).unwrap(), headers, route.body.clone()).into_response()
 }
 
+/// Accepts connections until killed; each connection is a task of one set, so a kill cuts them all.
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut killed: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = killed.wait_for(|k| *k) => return,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let app = app.clone();
+                let tls = tls.clone();
+                connections.spawn(async move {
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let builder = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        Some(acceptor) => {
+                            let Ok(tls_stream) = acceptor.accept(stream).await else { return };
+                            let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(tls_stream), service).await;
+                        }
+                        None => {
+                            let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                        }
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
 impl ArtifactServer {
     fn router(state: Arc<Mutex<ServerState>>) -> Router {
         Router::new().fallback(serve_route).with_state(state)
     }
 
     pub async fn http() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::http_on(0).await
+    }
+
+    /// An HTTP server on a given port of 127.0.0.1 (0: any free port); a killed server's port can
+    /// be served again this way (a host that comes back).
+    pub async fn http_on(port: u16) -> Self {
+        Self::start(port, None).await
+    }
+
+    pub async fn https(tls: &TestTls) -> Self {
+        Self::start(0, Some(tokio_rustls::TlsAcceptor::from(tls.server_config.clone()))).await
+    }
+
+    async fn start(port: u16, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(ServerState::default()));
+        let kill = Arc::new(tokio::sync::watch::channel(false).0);
+        let state = Arc::new(Mutex::new(ServerState {
+            routes: HashMap::new(),
+            hits: HashMap::new(),
+            not_modified: HashMap::new(),
+            requests: 0,
+            die_after: None,
+            kill: kill.clone(),
+        }));
         let app = Self::router(state.clone());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let killed = kill.subscribe();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let task = tokio::spawn(accept_loop(listener, app, tls, killed));
         Self {
             addr,
-            scheme: "http",
+            scheme,
             state,
+            kill,
             task,
         }
     }
 
-    pub async fn https(tls: &TestTls) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(ServerState::default()));
-        let app = Self::router(state.clone());
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let acceptor = acceptor.clone();
-                let app = app.clone();
-                tokio::spawn(async move {
-                    let Ok(tls_stream) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let service = hyper_util::service::TowerToHyperService::new(app);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls_stream), service)
-                        .await;
-                });
-            }
-        });
-        Self {
-            addr,
-            scheme: "https",
-            state,
-            task,
-        }
+    /// Stops the server now: the port refuses connections, open connections are cut.
+    pub fn kill(&self) {
+        let _ = self.kill.send(true);
+        self.task.abort();
+    }
+
+    /// The server dies (as `kill`) when a request arrives after `n` answered ones.
+    pub fn die_after(&self, n: usize) {
+        let mut state = self.state.lock().unwrap();
+        state.die_after = Some(state.requests + n);
+    }
+
+    /// Requests answered or refused so far, all paths together.
+    pub fn requests(&self) -> usize {
+        self.state.lock().unwrap().requests
     }
 
     pub fn set(&self, path: &str, route: Route) {
@@ -362,7 +437,12 @@ pub fn service_binary() -> String {
 impl ServiceProcess {
     /// Spawns the binary with exactly `env` (plus PATH) and waits until it logs its address.
     pub fn spawn(env: &BTreeMap<String, String>) -> Self {
-        let mut command = Command::new(service_binary());
+        Self::spawn_binary(&service_binary(), env)
+    }
+
+    /// The same with another build of the service (benchmarks compare against a baseline).
+    pub fn spawn_binary(binary: &str, env: &BTreeMap<String, String>) -> Self {
+        let mut command = Command::new(binary);
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
