@@ -136,48 +136,19 @@ impl ArtifactServer {
     }
 
     pub async fn http() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(ServerState::default()));
-        let app = Self::router(state.clone());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Self {
-            addr,
-            scheme: "http",
-            state,
-            task,
-        }
+        Self::start(None).await
     }
 
     pub async fn https(tls: &TestTls) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        Self::start(Some(tls)).await
+    }
+
+    async fn start(tls: Option<&TestTls>) -> Self {
         let state = Arc::new(Mutex::new(ServerState::default()));
-        let app = Self::router(state.clone());
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let acceptor = acceptor.clone();
-                let app = app.clone();
-                tokio::spawn(async move {
-                    let Ok(tls_stream) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let service = hyper_util::service::TowerToHyperService::new(app);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls_stream), service)
-                        .await;
-                });
-            }
-        });
+        let (addr, task) = serve(Self::router(state.clone()), tls).await;
         Self {
             addr,
-            scheme: "https",
+            scheme: if tls.is_some() { "https" } else { "http" },
             state,
             task,
         }
@@ -214,6 +185,88 @@ impl ArtifactServer {
 
     pub fn not_modified(&self, path: &str) -> usize {
         self.state.lock().unwrap().not_modified.get(path).copied().unwrap_or(0)
+    }
+}
+
+/// Serves `app` on a free port of 127.0.0.1, over TLS with the test CA's certificate when `tls` is
+/// given; the server stops when the returned task is aborted.
+pub async fn serve(app: Router, tls: Option<&TestTls>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let Some(tls) = tls else {
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        return (addr, task);
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config.clone());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            let app = app.clone();
+            tokio::spawn(async move {
+                let Ok(tls_stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls_stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// A TLS terminator in front of a plain-HTTP server, as an ingress with a private CA would be:
+/// `https://localhost:PORT` with the test CA's certificate, forwarding the bytes to `upstream`.
+pub struct TlsProxy {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TlsProxy {
+    /// `upstream` as a base URL such as `http://127.0.0.1:PORT`.
+    pub async fn start(tls: &TestTls, upstream: &str) -> Self {
+        let upstream: SocketAddr = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("upstream is http://IP:PORT");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls_stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let Ok(mut plain) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls_stream, &mut plain).await;
+                });
+            }
+        });
+        Self { addr, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
     }
 }
 
