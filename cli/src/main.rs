@@ -102,8 +102,10 @@ pub struct Context {
     /// An explicit token (`--token`, `HEX_TOKEN`, `--token-file`); otherwise the login's.
     token: Option<String>,
     timeout: Duration,
-    /// `--cacert`: extra trust roots for the service and the issuer.
+    /// `--cacert`: extra trust roots for the service, the issuer and artifact fetches.
     extra_roots: Vec<reqwest::Certificate>,
+    /// The same roots as PEM, for the registry's own fetcher (`catalog lint --fetch`).
+    pub cacert_pem: Option<Vec<u8>>,
 }
 
 impl Context {
@@ -123,7 +125,7 @@ impl Context {
     }
 }
 
-fn read_cacert(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, CliError> {
+fn read_cacert(path: &std::path::Path) -> Result<(Vec<u8>, Vec<reqwest::Certificate>), CliError> {
     let pem = std::fs::read(path).map_err(|e| CliError::Usage(format!("--cacert {}: {e}", path.display())))?;
     let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
         CliError::Usage(format!(
@@ -137,7 +139,7 @@ fn read_cacert(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, CliE
             path.display()
         )));
     }
-    Ok(certificates)
+    Ok((pem, certificates))
 }
 
 fn context(global: Global) -> Result<Context, CliError> {
@@ -154,9 +156,12 @@ fn context(global: Global) -> Result<Context, CliError> {
     if !(global.timeout > 0.0 && global.timeout.is_finite()) {
         return Err(CliError::Usage("--timeout must be a positive number of seconds".into()));
     }
-    let extra_roots = match &global.cacert {
-        Some(path) => read_cacert(path)?,
-        None => Vec::new(),
+    let (cacert_pem, extra_roots) = match &global.cacert {
+        Some(path) => {
+            let (pem, certificates) = read_cacert(path)?;
+            (Some(pem), certificates)
+        }
+        None => (None, Vec::new()),
     };
     Ok(Context {
         output: Output::detect(global.output),
@@ -165,6 +170,7 @@ fn context(global: Global) -> Result<Context, CliError> {
         token,
         timeout: Duration::from_secs_f64(global.timeout),
         extra_roots,
+        cacert_pem,
     })
 }
 

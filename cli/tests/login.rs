@@ -405,3 +405,44 @@ async fn cacert_trusts_a_private_ca_for_the_issuer_and_the_service() {
         .code(2)
         .stderr(predicate::str::contains("no PEM certificate"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cacert_also_trusts_artifact_servers_for_catalog_lint_fetch() {
+    let tls = TestTls::generate();
+    let server = ArtifactServer::https(&tls).await;
+    server.set("/schema.json", Route::ok(r#"{"type": "object"}"#));
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.json");
+    std::fs::write(
+        &catalog,
+        json!([{"model": "m", "version": "1", "schema_url": server.url("/schema.json")}]).to_string(),
+    )
+    .unwrap();
+    let lint = |cacert: Option<&Path>| {
+        let mut command = Command::cargo_bin("hex-cli").unwrap();
+        command.env_clear();
+        if let Some(ca) = cacert {
+            command.arg("--cacert").arg(ca);
+        }
+        command
+            .args(["catalog", "lint", "--fetch"])
+            .arg(&catalog)
+            .output()
+            .unwrap()
+    };
+    let untrusted = lint(None);
+    assert_eq!(untrusted.status.code(), Some(1));
+    assert_eq!(json_of(&untrusted.stdout)["entries"][0]["ok"], false);
+    let trusted = lint(Some(&tls.ca_file));
+    assert_eq!(
+        trusted.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&trusted.stdout)
+    );
+    let validators = json_of(&trusted.stdout)["entries"][0]["validators"].clone();
+    assert!(
+        validators.as_array().unwrap().contains(&json!("json_schema")),
+        "fetched and compiled: {validators}"
+    );
+}
