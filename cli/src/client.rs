@@ -25,7 +25,7 @@ pub struct Answer {
 impl Answer {
     pub fn json(&self) -> Result<Value, CliError> {
         serde_json::from_slice(&self.body)
-            .map_err(|e| CliError::Network(format!("the service sent invalid JSON ({e})")))
+            .map_err(|e| CliError::Network(format!("the service: its answer is not JSON ({e})")))
     }
 
     pub fn text(&self) -> String {
@@ -33,14 +33,28 @@ impl Answer {
     }
 }
 
+/// The HTTP client for the service and the issuer: the system's trust roots plus `extra_roots`
+/// (`--cacert`).
+pub fn http_client(timeout: Duration, extra_roots: &[reqwest::Certificate]) -> Result<reqwest::Client, CliError> {
+    hex_core_service::registry::fetch::install_crypto_provider();
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .user_agent(concat!("hex-cli/", env!("CARGO_PKG_VERSION")));
+    if !extra_roots.is_empty() {
+        builder = builder.tls_certs_merge(extra_roots.iter().cloned());
+    }
+    builder
+        .build()
+        .map_err(|e| CliError::Usage(format!("cannot build the HTTP client: {e}")))
+}
+
 impl ApiClient {
-    pub fn new(base_url: &str, token: Option<String>, timeout: Duration) -> Result<Self, CliError> {
-        hex_core_service::registry::fetch::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .user_agent(concat!("hex-cli/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| CliError::Usage(format!("cannot build the HTTP client: {e}")))?;
+    pub fn new(
+        http: reqwest::Client,
+        base_url: &str,
+        token: Option<String>,
+        timeout: Duration,
+    ) -> Result<Self, CliError> {
         let parsed = reqwest::Url::parse(base_url)
             .map_err(|e| CliError::Usage(format!("--url {base_url:?} is not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
@@ -90,13 +104,29 @@ impl ApiClient {
 
     fn transport(&self, error: reqwest::Error) -> CliError {
         if error.is_timeout() {
-            CliError::Network(format!("no answer within {:?} (--timeout)", self.timeout))
+            CliError::Network(format!(
+                "the service at {}: no answer within {:?} (--timeout)",
+                self.base_url, self.timeout
+            ))
         } else if error.is_connect() {
-            CliError::Network(format!("connection to {} failed", self.base_url))
+            CliError::Network(format!(
+                "the service at {}: connection failed: {}",
+                self.base_url,
+                root_cause(&error)
+            ))
         } else {
-            CliError::Network(error.to_string())
+            CliError::Network(format!("the service at {}: {error}", self.base_url))
         }
     }
+}
+
+/// The innermost error of a chain: for a TLS failure, what the certificate check said.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }
 
 async fn read_body(response: Response) -> Result<bytes::Bytes, reqwest::Error> {

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-/// Documented exit codes: 0 success, 1 validation did not pass, 2 usage error, 3 the service
-/// answered with an error (its envelope code printed), 4 network or timeout.
+/// Documented exit codes: 0 success, 1 validation did not pass, 2 usage error, 3 the service (or
+/// the issuer, for a login) answered with an error, 4 network or timeout.
 pub mod exit {
     pub const SUCCESS: u8 = 0;
     pub const VALIDATION_FAILED: u8 = 1;
@@ -18,8 +18,10 @@ pub enum CliError {
     Usage(String),
     /// The service answered with an error envelope.
     Service { status: u16, code: String, message: String },
-    /// The service could not be reached, or did not answer in time.
+    /// The service or the issuer could not be reached, or did not answer in time.
     Network(String),
+    /// The OAuth2 / OpenID Connect issuer refused or answered nonsense (login, token renewal).
+    Issuer(String),
     /// Validation ran and the payload did not pass (the report was already printed).
     ValidationFailed,
 }
@@ -28,7 +30,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) => exit::USAGE,
-            Self::Service { .. } => exit::SERVICE_ERROR,
+            Self::Service { .. } | Self::Issuer(_) => exit::SERVICE_ERROR,
             Self::Network(_) => exit::NETWORK,
             Self::ValidationFailed => exit::VALIDATION_FAILED,
         }
@@ -37,7 +39,9 @@ impl CliError {
     /// What to do about it, for the common statuses.
     fn hint(&self) -> Option<&'static str> {
         match self {
-            Self::Service { status: 401, .. } => Some("the service needs a token: pass --token or set HEX_TOKEN"),
+            Self::Service { status: 401, .. } => {
+                Some("the service needs a token: pass --token or set HEX_TOKEN, or run hex-cli login")
+            }
             Self::Service { status: 403, .. } => {
                 Some("the token lacks the role or scope this needs (admin role for refresh)")
             }
@@ -45,8 +49,22 @@ impl CliError {
                 Some("list what the service has with `hex-cli models list`")
             }
             Self::Service { status: 503, .. } => Some("the service is not ready yet: check `hex-cli admin ready`"),
+            Self::Network(message) if message.contains("certificate") => Some(
+                "the server's certificate is not trusted here: pass --cacert FILE (or HEX_CACERT) with the CA that signed it",
+            ),
+            Self::Network(message) if message.starts_with("the issuer") => {
+                Some("check --issuer or --token-url, and that the issuer can be reached from here")
+            }
             Self::Network(_) => {
                 Some("check --url (or HEX_URL) and that the service is running; raise --timeout if it is slow")
+            }
+            Self::Issuer(message) if message.contains("invalid_client") => {
+                Some("check --client-id and the client secret")
+            }
+            Self::Issuer(message)
+                if message.contains("unauthorized_client") || message.contains("unsupported_grant_type") =>
+            {
+                Some("the client must be allowed the client-credentials grant (Keycloak: enable its service account)")
             }
             _ => None,
         }
@@ -58,7 +76,8 @@ impl fmt::Display for CliError {
         match self {
             Self::Usage(message) => write!(f, "{message}")?,
             Self::Service { status, code, message } => write!(f, "{status} {code}: {message}")?,
-            Self::Network(message) => write!(f, "cannot reach the service: {message}")?,
+            Self::Network(message) => write!(f, "cannot reach {message}")?,
+            Self::Issuer(message) => write!(f, "login failed: {message}")?,
             Self::ValidationFailed => write!(f, "validation did not pass")?,
         }
         if let Some(hint) = self.hint() {

@@ -5,8 +5,11 @@
 
 mod client;
 mod commands;
+mod credentials;
 mod error;
+mod oidc;
 mod output;
+mod token_cache;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +48,10 @@ struct Global {
     /// Read the bearer token from a file (first line).
     #[arg(long, global = true, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// PEM file of CA certificates to trust besides the system's, for a service or issuer
+    /// behind a private CA.
+    #[arg(long, global = true, env = "HEX_CACERT", value_name = "FILE")]
+    cacert: Option<PathBuf>,
     /// Output format; default: table on a terminal, JSON otherwise.
     #[arg(long, short = 'o', global = true, value_enum)]
     output: Option<OutputMode>,
@@ -75,6 +82,11 @@ enum Command {
     /// Check a catalog file with the registry's own rules.
     #[command(subcommand)]
     Catalog(commands::catalog::CatalogCommand),
+    /// Get a token from an OpenID Connect issuer (client credentials) for --url; every command
+    /// then uses it, renewed when it expires, unless --token is given.
+    Login(commands::login::LoginArgs),
+    /// Forget the login for --url (or every login with --all).
+    Logout(commands::login::LogoutArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -87,17 +99,47 @@ pub struct Context {
     pub output: Output,
     pub verbose: bool,
     url: String,
+    /// An explicit token (`--token`, `HEX_TOKEN`, `--token-file`); otherwise the login's.
     token: Option<String>,
     timeout: Duration,
+    /// `--cacert`: extra trust roots for the service, the issuer and artifact fetches.
+    extra_roots: Vec<reqwest::Certificate>,
+    /// The same roots as PEM, for the registry's own fetcher (`catalog lint --fetch`).
+    pub cacert_pem: Option<Vec<u8>>,
 }
 
 impl Context {
-    pub fn client(&self) -> Result<ApiClient, CliError> {
+    /// The HTTP client every request goes through (service and issuer alike).
+    pub fn http(&self) -> Result<reqwest::Client, CliError> {
+        client::http_client(self.timeout, &self.extra_roots)
+    }
+
+    /// A client for the service, with the bearer token this command sends (explicit, or the
+    /// login's, renewed when it has expired).
+    pub async fn client(&self) -> Result<ApiClient, CliError> {
         if self.verbose {
             eprintln!("hex-cli: talking to {}", self.url);
         }
-        ApiClient::new(&self.url, self.token.clone(), self.timeout)
+        let token = credentials::bearer(self).await?;
+        ApiClient::new(self.http()?, &self.url, token, self.timeout)
     }
+}
+
+fn read_cacert(path: &std::path::Path) -> Result<(Vec<u8>, Vec<reqwest::Certificate>), CliError> {
+    let pem = std::fs::read(path).map_err(|e| CliError::Usage(format!("--cacert {}: {e}", path.display())))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        CliError::Usage(format!(
+            "--cacert {}: not a PEM certificate bundle ({e})",
+            path.display()
+        ))
+    })?;
+    if certificates.is_empty() {
+        return Err(CliError::Usage(format!(
+            "--cacert {}: no PEM certificate in it",
+            path.display()
+        )));
+    }
+    Ok((pem, certificates))
 }
 
 fn context(global: Global) -> Result<Context, CliError> {
@@ -114,12 +156,21 @@ fn context(global: Global) -> Result<Context, CliError> {
     if !(global.timeout > 0.0 && global.timeout.is_finite()) {
         return Err(CliError::Usage("--timeout must be a positive number of seconds".into()));
     }
+    let (cacert_pem, extra_roots) = match &global.cacert {
+        Some(path) => {
+            let (pem, certificates) = read_cacert(path)?;
+            (Some(pem), certificates)
+        }
+        None => (None, Vec::new()),
+    };
     Ok(Context {
         output: Output::detect(global.output),
         verbose: global.verbose,
         url: global.url,
         token,
         timeout: Duration::from_secs_f64(global.timeout),
+        extra_roots,
+        cacert_pem,
     })
 }
 
@@ -152,6 +203,8 @@ async fn run(command: Command, ctx: &Context) -> Result<(), CliError> {
         Command::Query(args) => commands::records::query(args, ctx).await,
         Command::Admin(args) => commands::admin::run(args, ctx).await,
         Command::Catalog(cmd) => commands::catalog::run(cmd, ctx).await,
+        Command::Login(args) => commands::login::login(args, ctx).await,
+        Command::Logout(args) => commands::login::logout(args, ctx).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "hex-cli", &mut std::io::stdout());
             Ok(())

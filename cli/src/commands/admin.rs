@@ -33,7 +33,7 @@ pub enum AdminAction {
 }
 
 pub async fn run(args: AdminArgs, ctx: &Context) -> Result<(), CliError> {
-    let client = ctx.client()?;
+    let client = ctx.client().await?;
     let answer = match args.action {
         AdminAction::Health => client.get("/admin/health").await?,
         AdminAction::Ready => client.send(client.request(Method::GET, "/admin/ready"), &[503]).await?,

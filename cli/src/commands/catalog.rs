@@ -93,7 +93,12 @@ pub async fn run(command: CatalogCommand, ctx: &Context) -> Result<(), CliError>
 
     if fetch && ok {
         let policy = policy.ok_or_else(|| CliError::Usage("--fetch needs --allowed-hosts".into()))?;
-        ok &= fetch_all(&catalog, &file, policy, allow_local_artifacts, fetch_timeout, &mut rows).await?;
+        let options = FetchOptions {
+            allow_local: allow_local_artifacts,
+            timeout: fetch_timeout,
+            extra_ca_pem: ctx.cacert_pem.clone(),
+        };
+        ok &= fetch_all(&catalog, &file, policy, options, &mut rows).await?;
     }
     report(ctx, ok, &rows, &[], &catalog.warnings);
     if ok { Ok(()) } else { Err(CliError::ValidationFailed) }
@@ -118,21 +123,33 @@ fn catalog_hosts(catalog: &Catalog) -> String {
     hosts.join(",")
 }
 
+/// How `--fetch` downloads: local artifacts allowed, the per-fetch time limit in seconds, and
+/// `--cacert`'s roots.
+struct FetchOptions {
+    allow_local: bool,
+    timeout: u64,
+    extra_ca_pem: Option<Vec<u8>>,
+}
+
 async fn fetch_all(
     catalog: &Catalog,
     file: &std::path::Path,
     policy: UrlPolicy,
-    allow_local: bool,
-    timeout: u64,
+    options: FetchOptions,
     rows: &mut [Value],
 ) -> Result<bool, CliError> {
+    let FetchOptions {
+        allow_local,
+        timeout,
+        extra_ca_pem,
+    } = options;
     let http = Arc::new(
         HttpArtifactSource::new(FetchSettings {
             policy,
             max_bytes: 64 * 1024 * 1024,
             timeout: std::time::Duration::from_secs(timeout.max(1)),
             cache_ttl: None,
-            extra_ca_pem: None,
+            extra_ca_pem,
         })
         .map_err(|e| CliError::Usage(e.to_string()))?,
     );

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod catalog;
+pub mod login;
 pub mod models;
 pub mod records;
 pub mod validate;

@@ -16,7 +16,7 @@ pub enum ModelsCommand {
 }
 
 pub async fn run(command: ModelsCommand, ctx: &Context) -> Result<(), CliError> {
-    let client = ctx.client()?;
+    let client = ctx.client().await?;
     match command {
         ModelsCommand::List => {
             let body = client.get("/models").await?.json()?;

@@ -59,7 +59,7 @@ pub async fn create(args: CreateArgs, ctx: &Context) -> Result<(), CliError> {
         eprintln!("hex-cli: Idempotency-Key: {key}");
         key
     });
-    let client = ctx.client()?;
+    let client = ctx.client().await?;
     let path = format!(
         "/models/{}/versions/{}:create",
         segment(&args.model),
@@ -77,7 +77,7 @@ pub async fn create(args: CreateArgs, ctx: &Context) -> Result<(), CliError> {
 pub async fn run(command: RecordsCommand, ctx: &Context) -> Result<(), CliError> {
     match command {
         RecordsCommand::Get { model, version, id } => {
-            let client = ctx.client()?;
+            let client = ctx.client().await?;
             let path = format!(
                 "/models/{}/versions/{}/records/{}",
                 segment(&model),
@@ -103,7 +103,7 @@ pub async fn query(args: QueryArgs, ctx: &Context) -> Result<(), CliError> {
         }
         None => json!({"filter": build_filter(&args)?}),
     };
-    let client = ctx.client()?;
+    let client = ctx.client().await?;
     let path = format!(
         "/models/{}/versions/{}:query",
         segment(&args.model),

@@ -63,7 +63,7 @@ pub async fn run(mut args: ValidateArgs, ctx: &Context) -> Result<(), CliError> 
     }
     let (model, version) = (args.model.unwrap_or_default(), args.version.unwrap_or_default());
     let payload = payload_of(read_json_input(args.file.as_deref())?)?;
-    let client = ctx.client()?;
+    let client = ctx.client().await?;
     let path = format!("/models/{}/versions/{}:validate", segment(&model), segment(&version));
     let report = client
         .send(

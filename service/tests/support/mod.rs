@@ -292,6 +292,70 @@ impl ArtifactServer {
     }
 }
 
+/// Serves `app` on a free port of 127.0.0.1, over TLS with the test CA's certificate when `tls` is
+/// given; the server stops when the returned task is aborted.
+pub async fn serve(app: Router, tls: Option<&TestTls>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tls.map(|tls| tokio_rustls::TlsAcceptor::from(tls.server_config.clone()));
+    let (kill, killed) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        // Kept with the task: this server stops only when the task is aborted.
+        let _kill = kill;
+        accept_loop(listener, app, acceptor, killed).await
+    });
+    (addr, task)
+}
+
+/// A TLS terminator in front of a plain-HTTP server, as an ingress with a private CA would be:
+/// `https://localhost:PORT` with the test CA's certificate, forwarding the bytes to `upstream`.
+pub struct TlsProxy {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TlsProxy {
+    /// `upstream` as a base URL such as `http://127.0.0.1:PORT`.
+    pub async fn start(tls: &TestTls, upstream: &str) -> Self {
+        let upstream: SocketAddr = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("upstream is http://IP:PORT");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls_stream) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let Ok(mut plain) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls_stream, &mut plain).await;
+                });
+            }
+        });
+        Self { addr, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+}
+
 /// A CA and a `localhost` / `127.0.0.1` server certificate, generated for this test run.
 pub struct TestTls {
     pub server_config: Arc<rustls::ServerConfig>,
