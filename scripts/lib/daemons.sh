@@ -32,7 +32,10 @@ start_daemon() { # <name> <cmd>...
   mkdir -p "$STATE/cmdlines"
   printf '%s\0' "$@" >"$STATE/cmdlines/$name"
   # shellcheck disable=SC2016 # expanded by the inner shell
-  setsid bash -c 'echo "$$ $1" >"$2.tmp" && mv "$2.tmp" "$2" && shift 2 && exec "$@"' \
+  # Inherited descriptors are closed first: a daemon must not keep open what its caller held,
+  # e.g. the lock file of `flock LOCK scripts/node up`, which would then stay locked for as long
+  # as the daemon runs.
+  setsid bash -c 'for fd in /proc/$$/fd/*; do fd=${fd##*/}; ((fd > 2)) && eval "exec $fd>&-"; done; echo "$$ $1" >"$2.tmp" && mv "$2.tmp" "$2" && shift 2 && exec "$@"' \
     _ "$exe" "$pidf" "$@" </dev/null >>"$STATE/logs/$name.log" 2>&1 &
   for ((i = 0; i < 50; i++)); do [[ -f $pidf ]] && return 0; sleep 0.02; done
   die "$name did not start"
