@@ -71,6 +71,20 @@ stop_daemon() { # <name>
   rm -f "$f"
 }
 
+# SIGKILL, for a daemon whose state is thrown away anyway.
+kill_daemon() { # <name>
+  local f="$STATE/pids/$1" pid exe
+  daemon_alive "$1" || return 0
+  read -r pid exe <"$f"
+  kill -KILL "$pid" 2>/dev/null || true
+  local i
+  for ((i = 0; i < 50; i++)); do
+    daemon_alive "$1" || break
+    [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" == Z ]] && break
+    sleep 0.02
+  done
+}
+
 # Readiness poll with the admin client cert; fails fast if the process died.
 wait_ready() { # <name> <url> <timeout-s> [curl args...]
   local name="$1" url="$2" timeout="$3"; shift 3
