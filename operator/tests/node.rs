@@ -63,7 +63,9 @@ async fn artifact_server(node: &Node) -> SocketAddr {
         if path.split('/').any(|s| s == ".." || s.is_empty()) {
             return Err(StatusCode::BAD_REQUEST);
         }
-        tokio::fs::read(root.join(path)).await.map_err(|_| StatusCode::NOT_FOUND)
+        tokio::fs::read(root.join(path))
+            .await
+            .map_err(|_| StatusCode::NOT_FOUND)
     };
     let app = Router::new()
         .route(
@@ -76,7 +78,12 @@ async fn artifact_server(node: &Node) -> SocketAddr {
         );
     let listener = tokio::net::TcpListener::bind((node.host_ip, 0))
         .await
-        .unwrap_or_else(|e| panic!("bind the artifact server on the node's host address {}: {e}", node.host_ip));
+        .unwrap_or_else(|e| {
+            panic!(
+                "bind the artifact server on the node's host address {}: {e}",
+                node.host_ip
+            )
+        });
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
@@ -150,14 +157,18 @@ async fn reset(node: &Node, client: &Client) {
     for ns in [KEPT_NS, PASSPORTS_NS, OPERATOR_NS] {
         let _ = namespaces.delete(ns, &DeleteParams::default()).await;
     }
-    eventually(Duration::from_secs(120), "namespaces of an earlier run to be deleted", || async {
-        for ns in [KEPT_NS, PASSPORTS_NS, OPERATOR_NS] {
-            if namespaces.get_opt(ns).await.ok()?.is_some() {
-                return None;
+    eventually(
+        Duration::from_secs(120),
+        "namespaces of an earlier run to be deleted",
+        || async {
+            for ns in [KEPT_NS, PASSPORTS_NS, OPERATOR_NS] {
+                if namespaces.get_opt(ns).await.ok()?.is_some() {
+                    return None;
+                }
             }
-        }
-        Some(())
-    })
+            Some(())
+        },
+    )
     .await;
 }
 
@@ -213,7 +224,10 @@ fn is_ready(pod: &Pod) -> bool {
 }
 
 fn pod_ip(pod: &Pod) -> String {
-    pod.status.as_ref().and_then(|s| s.pod_ip.clone()).expect("a ready pod has an IP")
+    pod.status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .expect("a ready pod has an IP")
 }
 
 fn uid(pod: &Pod) -> String {
@@ -257,7 +271,12 @@ async fn model_names(http: &reqwest::Client, pod: &Pod) -> BTreeSet<String> {
         .as_array()
         .unwrap_or_else(|| panic!("GET /models: {models}"))
         .iter()
-        .map(|m| m["id"].as_str().unwrap_or_else(|| panic!("GET /models: {models}")).to_string())
+        .map(|m| {
+            m["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("GET /models: {models}"))
+                .to_string()
+        })
         .collect()
 }
 
@@ -352,20 +371,27 @@ fn error_findings(report: &Value) -> BTreeSet<(String, String, String)> {
 async fn operator_pods(client: &Client, replicas: usize) -> (Vec<Pod>, String) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NS);
     let leases: Api<Lease> = Api::namespaced(client.clone(), OPERATOR_NS);
-    eventually(POD_WAIT, "the operator's pods to be ready and one to hold the Lease", || async {
-        let list = pods
-            .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={RELEASE}")))
-            .await
-            .ok()?;
-        let ready: Vec<Pod> = list
-            .items
-            .into_iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p))
-            .collect();
-        let holder = leases.get_opt(RELEASE).await.ok()??.spec?.holder_identity?;
-        (ready.len() == replicas && ready.iter().any(|p| p.metadata.name.as_deref() == Some(holder.as_str())))
+    eventually(
+        POD_WAIT,
+        "the operator's pods to be ready and one to hold the Lease",
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={RELEASE}")))
+                .await
+                .ok()?;
+            let ready: Vec<Pod> = list
+                .items
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p))
+                .collect();
+            let holder = leases.get_opt(RELEASE).await.ok()??.spec?.holder_identity?;
+            (ready.len() == replicas
+                && ready
+                    .iter()
+                    .any(|p| p.metadata.name.as_deref() == Some(holder.as_str())))
             .then_some((ready, holder))
-    })
+        },
+    )
     .await
 }
 
@@ -426,7 +452,11 @@ async fn scenario_8_upgrade_and_uninstall(node: &Node, client: &Client, artifact
     helm(node, "upgrade", chart.to_str().unwrap(), &[]);
     let history = node.ok("helm", &["history", RELEASE, "--namespace", OPERATOR_NS, "-o", "json"]);
     let history: Value = serde_json::from_str(&history).unwrap();
-    assert_eq!(history.as_array().unwrap().len(), 2, "{scenario}: install + upgrade: {history}");
+    assert_eq!(
+        history.as_array().unwrap().len(),
+        2,
+        "{scenario}: install + upgrade: {history}"
+    );
     operator_pods(client, 2).await;
     // The upgraded operator takes over the running data plane: an edit still converges.
     catalogs
@@ -452,9 +482,17 @@ async fn scenario_8_upgrade_and_uninstall(node: &Node, client: &Client, artifact
     );
     node.ok(
         "kubectl",
-        &["get", "crd", "modelcatalogs.hex-core.dev", "hexcoreservices.hex-core.dev"],
+        &[
+            "get",
+            "crd",
+            "modelcatalogs.hex-core.dev",
+            "hexcoreservices.hex-core.dev",
+        ],
     );
-    assert!(catalogs.get_opt("demo").await.unwrap().is_some(), "{scenario}: the catalog is kept");
+    assert!(
+        catalogs.get_opt("demo").await.unwrap().is_some(),
+        "{scenario}: the catalog is kept"
+    );
     let kept = services.get("kept").await.unwrap();
     assert_eq!(
         kept.status.and_then(|s| s.catalog_sha256),
@@ -487,7 +525,10 @@ async fn scenario_1_install(node: &Node, client: &Client) -> String {
     }
     // The leader's metrics: it leads, and no reconcile failed (a forbidden request would).
     let http = reqwest::Client::new();
-    let leader = pods.iter().find(|p| p.metadata.name.as_deref() == Some(holder.as_str())).unwrap();
+    let leader = pods
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some(holder.as_str()))
+        .unwrap();
     let metrics = http
         .get(format!("http://{}:8081/metrics", pod_ip(leader)))
         .send()
@@ -497,10 +538,7 @@ async fn scenario_1_install(node: &Node, client: &Client) -> String {
         .await
         .unwrap();
     assert!(metrics.contains("hexcore_operator_leader 1"), "{scenario}: {metrics}");
-    figure(&format!(
-        "{scenario}: ok in {:.1?}; leader {holder}",
-        started.elapsed()
-    ));
+    figure(&format!("{scenario}: ok in {:.1?}; leader {holder}", started.elapsed()));
     holder
 }
 
@@ -584,12 +622,22 @@ async fn scenario_2_real_models(node: &Node, client: &Client, artifacts: SocketA
 /// Changes the catalog (adds or removes the demo model) and waits until every replica serves
 /// it; returns the time it took.
 async fn edit_catalog(p: &mut Passports, artifacts: SocketAddr, add_demo: bool, scenario: &str) -> Duration {
-    let before = p.services.get("passports").await.unwrap().status.unwrap().catalog_sha256;
+    let before = p
+        .services
+        .get("passports")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .catalog_sha256;
     let mut models = p.catalog_models.clone();
     if add_demo {
         models.push(demo_model(artifacts, "demo-passport"));
     }
-    let names: BTreeSet<String> = models.iter().map(|m| m["model"].as_str().unwrap().to_string()).collect();
+    let names: BTreeSet<String> = models
+        .iter()
+        .map(|m| m["model"].as_str().unwrap().to_string())
+        .collect();
     let edited = Instant::now();
     p.catalogs
         .patch(
@@ -599,15 +647,26 @@ async fn edit_catalog(p: &mut Passports, artifacts: SocketAddr, add_demo: bool, 
         )
         .await
         .unwrap();
-    let status = eventually(POD_WAIT, &format!("{scenario}: convergence on the edited catalog"), || async {
-        let status = converged(&p.services, "passports", 3).await?;
-        (status.catalog_sha256 != before).then_some(status)
-    })
+    let status = eventually(
+        POD_WAIT,
+        &format!("{scenario}: convergence on the edited catalog"),
+        || async {
+            let status = converged(&p.services, "passports", 3).await?;
+            (status.catalog_sha256 != before).then_some(status)
+        },
+    )
     .await;
     let took = edited.elapsed();
     let http = reqwest::Client::new();
     let ready = service_pods(&p.pods, "passports").await;
-    assert_every_replica_serves(&http, &ready, status.catalog_sha256.as_deref().unwrap(), &names, scenario).await;
+    assert_every_replica_serves(
+        &http,
+        &ready,
+        status.catalog_sha256.as_deref().unwrap(),
+        &names,
+        scenario,
+    )
+    .await;
     p.models = names;
     took
 }
@@ -645,7 +704,9 @@ async fn wait_rolled_out(p: &Passports, image: &str, old_uids: &BTreeSet<String>
             .ok()?;
         (pods.len() == 3
             && all.items.len() == 3
-            && pods.iter().all(|pod| image_of(pod) == image && !old_uids.contains(&uid(pod))))
+            && pods
+                .iter()
+                .all(|pod| image_of(pod) == image && !old_uids.contains(&uid(pod))))
         .then_some(())
     })
     .await;
@@ -692,11 +753,15 @@ async fn scenario_5_image_change(node: &Node, client: &Client, p: &Passports) {
             PASSPORTS_NS,
         ],
     );
-    eventually(POD_WAIT, "the operator to restore spec.image on its Deployment", || async {
-        let d = deployments.get("passports").await.ok()?;
-        let image = d.spec?.template.spec?.containers[0].image.clone()?;
-        (image == second).then_some(())
-    })
+    eventually(
+        POD_WAIT,
+        "the operator to restore spec.image on its Deployment",
+        || async {
+            let d = deployments.get("passports").await.ok()?;
+            let image = d.spec?.template.spec?.containers[0].image.clone()?;
+            (image == second).then_some(())
+        },
+    )
     .await;
 
     let rolled = uids(service_pods(&p.pods, "passports").await);
@@ -730,20 +795,42 @@ async fn scenario_6_failures(node: &Node, client: &Client, p: &mut Passports, ar
         .delete(victim.metadata.name.as_deref().unwrap(), &DeleteParams::default())
         .await
         .unwrap();
-    eventually(POD_WAIT, &format!("{scenario}: the deleted pod replaced and converged"), || async {
-        converged(&p.services, "passports", 3).await?;
-        let pods = service_pods(&p.pods, "passports").await;
-        (pods.len() == 3 && pods.iter().all(|pod| uid(pod) != uid(&victim))).then_some(())
-    })
+    eventually(
+        POD_WAIT,
+        &format!("{scenario}: the deleted pod replaced and converged"),
+        || async {
+            converged(&p.services, "passports", 3).await?;
+            let pods = service_pods(&p.pods, "passports").await;
+            (pods.len() == 3 && pods.iter().all(|pod| uid(pod) != uid(&victim))).then_some(())
+        },
+    )
     .await;
     let http = reqwest::Client::new();
-    let sha = p.services.get("passports").await.unwrap().status.unwrap().catalog_sha256.unwrap();
-    assert_every_replica_serves(&http, &service_pods(&p.pods, "passports").await, &sha, &p.models, scenario).await;
+    let sha = p
+        .services
+        .get("passports")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .catalog_sha256
+        .unwrap();
+    assert_every_replica_serves(
+        &http,
+        &service_pods(&p.pods, "passports").await,
+        &sha,
+        &p.models,
+        scenario,
+    )
+    .await;
 
     // The leader operator pod deleted: the standby takes over and keeps converging edits.
     let (_, leader) = operator_pods(client, 2).await;
     let operator_pods_api: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NS);
-    operator_pods_api.delete(&leader, &DeleteParams::default()).await.unwrap();
+    operator_pods_api
+        .delete(&leader, &DeleteParams::default())
+        .await
+        .unwrap();
     let deleted = Instant::now();
     let leases: Api<Lease> = Api::namespaced(client.clone(), OPERATOR_NS);
     let new_leader = eventually(POD_WAIT, &format!("{scenario}: a new Lease holder"), || async {
@@ -774,7 +861,9 @@ async fn scenario_6_failures(node: &Node, client: &Client, p: &mut Passports, ar
     node.script(&["restart-apiserver"]);
     figure(&format!("kube-apiserver restarted in {:.1?}", restarted.elapsed()));
     let took = edit_catalog(p, artifacts, true, scenario).await;
-    figure(&format!("catalog edit after the API server restart -> converged: {took:.1?}"));
+    figure(&format!(
+        "catalog edit after the API server restart -> converged: {took:.1?}"
+    ));
     let mut after = BTreeMap::new();
     for pod in service_pods(&p.pods, "passports").await {
         after.insert(pod.metadata.name.clone().unwrap(), (uid(&pod), restarts(&pod)));

@@ -71,7 +71,18 @@ impl PodNetwork {
         let holder_pid = network.holder.id().to_string();
         run(
             "ip",
-            &["link", "add", &host_link, "type", "veth", "peer", "name", &pod_link, "netns", &holder_pid],
+            &[
+                "link",
+                "add",
+                &host_link,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &pod_link,
+                "netns",
+                &holder_pid,
+            ],
         );
         run("ip", &["addr", "add", &format!("{host_address}/30"), "dev", &host_link]);
         run("ip", &["link", "set", &host_link, "up"]);
