@@ -194,3 +194,29 @@ async fn of_two_contenders_for_one_lease_exactly_one_holds_it() {
     loser.release().await.unwrap();
     assert_eq!(winner.try_acquire_or_renew().await.unwrap(), Attempt::Held);
 }
+
+/// The node's kubelet and controllers (scripts/k8s-tools/node) are built from the same
+/// Kubernetes release as the control plane's apiserver (scripts/k8s-tools/kube): one pin and one
+/// replace block, so a bump of one cannot leave a kubelet newer than its apiserver.
+#[test]
+fn the_node_tools_pin_the_control_planes_kubernetes_release() {
+    let read = |module: &str| {
+        let path = support::repo_root().join(format!("scripts/k8s-tools/{module}/go.mod"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+    };
+    let replace_block = |go_mod: &str| {
+        let start = go_mod.find("replace (").expect("a replace block");
+        let end = start + go_mod[start..].find("\n)").expect("the end of the replace block");
+        go_mod[start..end].to_string()
+    };
+    let kubernetes = |go_mod: &str| {
+        go_mod
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("k8s.io/kubernetes v"))
+            .map(|v| v.split_whitespace().next().unwrap().to_string())
+            .expect("k8s.io/kubernetes is required")
+    };
+    let (kube, node) = (read("kube"), read("node"));
+    assert_eq!(kubernetes(&kube), kubernetes(&node));
+    assert_eq!(replace_block(&kube), replace_block(&node));
+}

@@ -136,12 +136,20 @@ fn check(dockerfile: &str, package: &str, binary: &str) {
         }
     }
 
-    // The builder: the release build CI's `cargo ... --locked` implies, for this binary only.
+    // The builder: the locked release build (the one both Dockerfiles share) covers this binary.
     let builder = &file.stages[0];
-    let build = format!("cargo build --release --locked -p {package} --bin {binary}");
+    let build = release_build_command(dockerfile);
     assert!(
-        builder.all("RUN").any(|r| r.contains(&build)),
-        "{dockerfile}: the builder runs `{build}`"
+        build.starts_with("cargo build --release --locked ")
+            && build.contains(&format!(" -p {package} "))
+            && build.contains(&format!(" --bin {binary}")),
+        "{dockerfile}: the builder runs a locked release build of {package}'s {binary}: `{build}`"
+    );
+    assert!(
+        builder
+            .all("RUN")
+            .any(|r| r.contains(&format!("install -D -m 0755 target/release/{binary} /out/{binary}"))),
+        "{dockerfile}: the builder installs target/release/{binary} as /out/{binary}"
     );
     let builder_name = builder.name.clone().expect("the builder stage is named");
 
@@ -202,6 +210,79 @@ fn check(dockerfile: &str, package: &str, binary: &str) {
         [format!("--from={builder_name} /out/{binary} {installed}").as_str()],
         "{dockerfile}: the runtime stage copies only the binary"
     );
+}
+
+/// The builder's `cargo build ...` command, cut out of the Dockerfile the way scripts/test and
+/// scripts/node cut it (up to the first `\\` or `&`).
+fn release_build_command(dockerfile: &str) -> String {
+    let text = std::fs::read_to_string(repo_root().join(dockerfile)).unwrap();
+    let start = text
+        .find("cargo build ")
+        .unwrap_or_else(|| panic!("{dockerfile}: no `cargo build` line"));
+    let rest = &text[start..];
+    let end = rest.find(['\\', '&']).unwrap_or(rest.len());
+    rest[..end].trim_end().to_string()
+}
+
+fn repo_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn both_images_share_one_release_build() {
+    // One command, so CI (scripts/test runs it verbatim) and scripts/node compile the workspace
+    // once in release mode for both images.
+    assert_eq!(
+        release_build_command("Dockerfile.service"),
+        release_build_command("Dockerfile.operator")
+    );
+}
+
+/// scripts/node builds the images offline from a generated Dockerfile: a `builder` stage that
+/// only provides the release binary, then the project Dockerfile's runtime stage. The runtime
+/// stage must be the Dockerfile's own text, byte for byte, so the tested image cannot drift from
+/// the one a user builds with a registry.
+#[test]
+fn the_node_images_use_the_dockerfiles_runtime_stages_verbatim() {
+    for (which, dockerfile) in [("service", "Dockerfile.service"), ("operator", "Dockerfile.operator")] {
+        let out = std::process::Command::new(repo_root().join("scripts/node"))
+            .args(["dockerfile", which])
+            .output()
+            .expect("run scripts/node dockerfile");
+        assert!(
+            out.status.success(),
+            "scripts/node dockerfile {which}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let generated = String::from_utf8(out.stdout).unwrap();
+        let original = std::fs::read_to_string(repo_root().join(dockerfile)).unwrap();
+        let runtime_start = original
+            .find("\nFROM debian:bookworm-slim AS runtime\n")
+            .map(|i| i + 1)
+            .unwrap_or_else(|| panic!("{dockerfile}: no runtime stage"));
+        let runtime = &original[runtime_start..];
+        assert!(
+            generated.ends_with(runtime),
+            "{which}: the generated Dockerfile ends with {dockerfile}'s runtime stage verbatim:\n{generated}"
+        );
+        let prefix = &generated[..generated.len() - runtime.len()];
+        let instructions: Vec<&str> = prefix
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .collect();
+        let binary = format!("hex-core-{which}");
+        assert_eq!(
+            instructions,
+            [
+                "FROM scratch AS builder".to_string(),
+                format!("COPY {binary} /out/{binary}")
+            ],
+            "{which}: the generated builder stage only provides the binary"
+        );
+        // The runtime stage takes the binary from a stage named like the Dockerfile's builder.
+        let file = parse(&repo_root().join(dockerfile));
+        assert_eq!(file.stages[0].name.as_deref(), Some("builder"));
+    }
 }
 
 #[test]

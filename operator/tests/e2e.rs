@@ -1,18 +1,19 @@
 //! End to end without a kubelet: the real `hex-core-service` binary runs locally, standing in for
 //! a pod. The test plays the kubelet's two parts: it keeps a local catalog file in sync with the
-//! catalog ConfigMap (the volume sync) and publishes an EndpointSlice with a ready endpoint at
-//! this machine's address (the endpoints controller). The API server refuses loopback addresses in
-//! EndpointSlices (`may not be in the loopback range`), so the service listens on the host's
-//! first non-loopback IPv4 address instead of 127.0.0.1. Changing the ModelCatalog must then reach the running
-//! process through the operator's refresh, with no restart, and the HexCoreService status must
-//! report convergence on the new catalog.
+//! catalog ConfigMap (the volume sync) and publishes an EndpointSlice with a ready endpoint (the
+//! endpoints controller). The API server refuses loopback addresses in EndpointSlices (`may not
+//! be in the loopback range`), so the service runs in a network namespace this test creates,
+//! joined to the host by a veth pair of its own: the "pod" has a non-loopback address and no
+//! traffic leaves the machine. Changing the ModelCatalog must then reach the running process
+//! through the operator's refresh, with no restart, and the HexCoreService status must report
+//! convergence on the new catalog. (`operator/tests/node.rs` runs the same flow on real pods.)
 
 mod support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use axum::Router;
@@ -31,8 +32,8 @@ use support::{RunningOperator, TestNs, eventually, install_crds, repo_root};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// Serves `demo/models/**` over plain HTTP on 127.0.0.1 (the artifact host of the catalogs).
-async fn artifact_server() -> SocketAddr {
+/// Serves `demo/models/**` over plain HTTP on `host` (the artifact host of the catalogs).
+async fn artifact_server(host: std::net::Ipv4Addr) -> SocketAddr {
     let root = repo_root().join("demo/models");
     let app = Router::new().route(
         "/models/{*path}",
@@ -48,7 +49,7 @@ async fn artifact_server() -> SocketAddr {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind((host, 0)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
@@ -88,26 +89,6 @@ fn newest_mtime(dir: &Path) -> std::time::SystemTime {
     newest
 }
 
-/// This machine's non-loopback IPv4 address (the API server rejects loopback endpoints).
-fn host_address() -> std::net::Ipv4Addr {
-    // Connecting a UDP socket sends nothing; it only makes the kernel pick the source address.
-    let routed = std::net::UdpSocket::bind("0.0.0.0:0")
-        .and_then(|s| s.connect("198.51.100.1:9").map(|_| s))
-        .and_then(|s| s.local_addr());
-    if let Ok(std::net::SocketAddr::V4(addr)) = routed
-        && !addr.ip().is_loopback()
-        && !addr.ip().is_unspecified()
-    {
-        return *addr.ip();
-    }
-    let out = Command::new("hostname").arg("-I").output().expect("run hostname -I");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|a| a.parse::<std::net::Ipv4Addr>().ok())
-        .find(|a| !a.is_loopback() && !a.is_link_local())
-        .expect("this e2e test needs a non-loopback IPv4 address on this machine (EndpointSlices refuse 127.0.0.0/8)")
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -144,7 +125,8 @@ async fn write_file(path: &Path, bytes: &[u8]) {
 #[tokio::test]
 async fn a_changed_catalog_reaches_the_running_service_without_a_restart() {
     let binary = service_binary();
-    let artifacts = artifact_server().await;
+    let pod_net = support::netns::PodNetwork::new();
+    let artifacts = artifact_server(pod_net.host_address).await;
     let ns = TestNs::new("e2e").await;
     install_crds(&ns.client).await;
     let _operator = RunningOperator::start(ns.client.clone(), &ns.name);
@@ -169,7 +151,7 @@ async fn a_changed_catalog_reaches_the_running_service_without_a_restart() {
         "spec": {
             "image": "hex-core-service:dev", "replicas": 1,
             "catalogs": {"names": ["demo"]},
-            "registry": {"allowedHosts": ["127.0.0.1"], "requireHttps": false},
+            "registry": {"allowedHosts": [pod_net.host_address.to_string()], "requireHttps": false},
             "auth": {"mode": "forward_auth"},
         },
     }))
@@ -219,10 +201,11 @@ async fn a_changed_catalog_reaches_the_running_service_without_a_restart() {
         }
     });
 
-    // The pod, standing in: the real binary with the operator's environment.
-    let host = host_address();
-    let port = free_port();
-    let mut command = Command::new(&binary);
+    // The pod, standing in: the real binary with the operator's environment, in its own
+    // network namespace.
+    let host = pod_net.pod_address;
+    let port = 8080;
+    let mut command = pod_net.command(&binary);
     command.env_clear().envs(&env).envs([
         ("REGISTRY_CATALOG_FILE", catalog_file.to_str().unwrap()),
         ("AUTH_ADMIN_TOKEN_FILE", token_file.to_str().unwrap()),

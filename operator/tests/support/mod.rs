@@ -10,6 +10,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod netns;
+pub mod node;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
