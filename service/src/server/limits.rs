@@ -11,6 +11,7 @@ pub const FILE_RESERVE: u64 = 256;
 /// Raises the soft open-file limit to the hard limit, as Go's runtime does at start (the soft
 /// limit of 1024 that many systems set is a leftover of `select(2)`); returns the soft limit then
 /// in force, or `None` when it cannot be read.
+#[allow(clippy::unnecessary_cast, reason = "rlim_t is u64 on Linux but not on every target")]
 pub fn raise_open_file_limit() -> Option<u64> {
     // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
     unsafe {
@@ -83,6 +84,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unnecessary_cast, reason = "rlim_t is u64 on Linux but not on every target")]
     fn the_soft_limit_is_raised_to_the_hard_limit() {
         let soft = raise_open_file_limit().expect("getrlimit works on Linux");
         let mut limit = libc::rlimit {
