@@ -1,6 +1,7 @@
 //! Wiring: builds the adapters from the configuration, starts the first catalog load, serves HTTP
-//! and drains on SIGTERM.
+//! on the main and management ports and drains on SIGTERM.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,13 +14,14 @@ use crate::auth::admin_token::MachineAdminAuthenticator;
 use crate::auth::forward::ForwardAuthenticator;
 use crate::auth::jwks::JwksAuthenticator;
 use crate::auth::none::NoneAuthenticator;
-use crate::config::{AuthMode, CatalogSource, Config, IoAdapterKind};
-use crate::http::{AppState, ServiceInfo, router};
+use crate::config::{AuthMode, CatalogSource, Config, IoAdapterKind, ServerConfig};
+use crate::http::{AppState, ServiceInfo, management_router, router};
 use crate::metrics::Metrics;
 use crate::ports::RecordStore;
 use crate::registry::fetch::{FetchSettings, HttpArtifactSource, LocalArtifactSource, RoutedArtifactSource};
 use crate::registry::local_file::LocalFileLimits;
 use crate::registry::{CatalogLocation, Loader, Registry};
+use crate::server::{self, Port, ServerSettings, Stopped, Timeouts, limits};
 use crate::store::Instrumented;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::http::HttpStore;
@@ -126,6 +128,7 @@ pub fn build_state(config: &Config) -> Result<AppState, StartError> {
         request_max_bytes: config.server.request_max_bytes,
         admin_role: config.auth.admin_role.clone(),
         enforce_scopes: config.auth.enforce_scopes,
+        cors: config.server.cors.clone(),
     });
     let store = build_record_store(config)?;
     let store: Arc<dyn RecordStore> = Arc::new(Instrumented::new(
@@ -237,57 +240,124 @@ pub fn spawn_initial_load(state: &AppState) {
     });
 }
 
-pub async fn bind(config: &Config) -> Result<TcpListener, StartError> {
-    let addr = SocketAddr::new(config.server.host, config.server.port);
+/// The bound listeners: the main port and, with `SERVER_MANAGEMENT_PORT`, the management port.
+pub struct Listeners {
+    pub main: TcpListener,
+    pub management: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub fn main_addr(&self) -> Result<SocketAddr, StartError> {
+        self.main.local_addr().map_err(StartError::Serve)
+    }
+
+    pub fn management_addr(&self) -> Result<Option<SocketAddr>, StartError> {
+        self.management
+            .as_ref()
+            .map(|listener| listener.local_addr().map_err(StartError::Serve))
+            .transpose()
+    }
+}
+
+pub async fn bind(config: &Config) -> Result<Listeners, StartError> {
+    let main = bind_port(config.server.host, config.server.port, "SERVER_PORT").await?;
+    let management = match config.server.management_port {
+        Some(port) => Some(bind_port(config.server.host, port, "SERVER_MANAGEMENT_PORT").await?),
+        None => None,
+    };
+    Ok(Listeners { main, management })
+}
+
+async fn bind_port(host: std::net::IpAddr, port: u16, variable: &'static str) -> Result<TcpListener, StartError> {
+    let addr = SocketAddr::new(host, port);
     TcpListener::bind(addr).await.map_err(|source| {
-        let hint = match source.kind() {
-            std::io::ErrorKind::AddrInUse => " (the port is already in use: stop the other process or set SERVER_PORT)",
-            std::io::ErrorKind::PermissionDenied => {
-                " (ports below 1024 need privileges: set SERVER_PORT to 1024 or above)"
+        let hint = match (source.kind(), variable) {
+            (std::io::ErrorKind::AddrInUse, "SERVER_PORT") => {
+                " (the port is already in use: stop the other process or set SERVER_PORT)"
             }
-            std::io::ErrorKind::AddrNotAvailable => " (SERVER_HOST is not an address of this machine)",
+            (std::io::ErrorKind::AddrInUse, _) => {
+                " (the port is already in use: stop the other process or set SERVER_MANAGEMENT_PORT)"
+            }
+            (std::io::ErrorKind::PermissionDenied, _) => {
+                " (ports below 1024 need privileges: use a port of 1024 or above)"
+            }
+            (std::io::ErrorKind::AddrNotAvailable, _) => " (SERVER_HOST is not an address of this machine)",
             _ => "",
         };
         StartError::Bind { addr, source, hint }
     })
 }
 
-/// Serves until SIGTERM or Ctrl-C, then drains in-flight requests for at most `grace`.
-pub async fn serve(listener: TcpListener, state: AppState, grace: Duration) -> Result<(), StartError> {
-    let app = router(state);
-    let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!(
-            grace_seconds = grace.as_secs(),
-            "shutdown requested; draining in-flight requests"
-        );
-        let _ = signal_tx.send(());
-    });
-    let server = tokio::spawn(async move { server.await });
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => return finish(result),
-        Ok(()) = signal_rx => {}
-    }
-    match tokio::time::timeout(grace, &mut server).await {
-        Ok(result) => finish(result),
-        Err(_) => {
-            tracing::warn!("drain did not finish within SERVER_SHUTDOWN_GRACE_SECS; exiting");
-            Ok(())
-        }
-    }
+/// Connections the management port serves at once: the kubelet's probes and a few Prometheus
+/// scrapers need a handful; the limit keeps it from competing with the main port for descriptors.
+pub const MANAGEMENT_MAX_CONNECTIONS: usize = 16;
+
+/// Serves until SIGTERM or Ctrl-C, then drains in-flight requests for at most
+/// `SERVER_SHUTDOWN_GRACE_SECS`.
+pub async fn serve(listeners: Listeners, state: AppState, config: &ServerConfig) -> Result<(), StartError> {
+    serve_until(listeners, state, config, shutdown_signal()).await
 }
 
-fn finish(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), StartError> {
-    match result {
-        Ok(Ok(())) => {
-            tracing::info!("server stopped");
-            Ok(())
-        }
-        Ok(Err(e)) => Err(StartError::Serve(e)),
-        Err(e) => Err(StartError::Serve(std::io::Error::other(e))),
+/// [`serve`] with the shutdown trigger passed in (tests).
+pub async fn serve_until(
+    listeners: Listeners,
+    state: AppState,
+    config: &ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let connections = &config.connections;
+    let management_connections = if listeners.management.is_some() {
+        MANAGEMENT_MAX_CONNECTIONS
+    } else {
+        0
+    };
+    let max_connections = limits::fit_connection_limit(
+        connections.max_connections,
+        connections.max_connections_explicit,
+        management_connections,
+        limits::raise_open_file_limit(),
+    )
+    .map_err(|problem| {
+        StartError::Setup(format!(
+            "invalid configuration: SERVER_MAX_CONNECTIONS=\"{}\": {problem}; accepted: a value that fits, or a higher \
+             open-file limit",
+            connections.max_connections
+        ))
+    })?;
+    if max_connections < connections.max_connections {
+        tracing::warn!(
+            max_connections,
+            "SERVER_MAX_CONNECTIONS lowered from its default to fit the open-file limit (ulimit -n)"
+        );
     }
+    let mut ports = vec![Port {
+        name: "main",
+        listener: listeners.main,
+        router: router(state.clone()),
+        max_connections,
+    }];
+    if let Some(listener) = listeners.management {
+        ports.push(Port {
+            name: "management",
+            listener,
+            router: management_router(state.clone()),
+            max_connections: MANAGEMENT_MAX_CONNECTIONS,
+        });
+    }
+    let settings = ServerSettings {
+        timeouts: Timeouts {
+            header_read: connections.header_read_timeout,
+            idle: connections.idle_timeout,
+        },
+        body_read_timeout: connections.body_read_timeout,
+        drain_max_bytes: config.request_max_bytes as u64,
+        shutdown_grace: config.shutdown_grace,
+    };
+    match server::run(ports, settings, state.metrics.clone(), shutdown).await {
+        Stopped::Drained => tracing::info!("server stopped"),
+        Stopped::GraceExpired => tracing::warn!("drain did not finish within SERVER_SHUTDOWN_GRACE_SECS; exiting"),
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -161,6 +161,62 @@ pub struct ServerConfig {
     pub validation_timeout: Duration,
     /// Most JSON values (objects, arrays, scalars) a payload to validate may hold.
     pub validation_max_nodes: usize,
+    /// Slow and idle clients, and how many connections are served at once.
+    pub connections: ConnectionConfig,
+    /// `SERVER_MANAGEMENT_PORT`: a second listener for probes and metrics, without authentication.
+    pub management_port: Option<u16>,
+    /// `CORS_ALLOWED_ORIGINS` and friends; `None` (the default) sends no CORS headers at all.
+    pub cors: Option<CorsConfig>,
+}
+
+/// `SERVER_HEADER_READ_TIMEOUT_MS`: a request head (request line and headers) must arrive within
+/// this time of its first byte, and a new connection must send its first request head within it.
+/// Ten seconds is far above what a header block needs on any real link (a few hundred bytes) and
+/// keeps a slow-headers client's hold on a connection short.
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+const HEADER_READ_TIMEOUT_MS_BOUNDS: (u64, u64) = (100, 600_000);
+/// `SERVER_BODY_READ_TIMEOUT_MS`: a request body must arrive completely within this time of the
+/// handler's first read. 30 s carries the largest default body (1 MiB) at under 300 kbit/s;
+/// ingress proxies buffer bodies and forward them at LAN speed.
+pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 30_000;
+const BODY_READ_TIMEOUT_MS_BOUNDS: (u64, u64) = (100, 3_600_000);
+/// `SERVER_IDLE_TIMEOUT_SECS`: a keep-alive connection without a request for this long is closed.
+/// Longer than the upstream idle timeouts of common load balancers (AWS ALB and ingress-nginx 60 s,
+/// Traefik 90 s), so the proxy closes first and never sends a request into a closing connection.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 120;
+const IDLE_TIMEOUT_SECS_BOUNDS: (u64, u64) = (1, 86_400);
+/// `SERVER_MAX_CONNECTIONS`: connections served at once on the main port; more wait in the
+/// kernel's accept queue. 4096 idle connections cost about 40 MiB of buffers; at start the value
+/// is also checked against the open-file limit (see `server::limits`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+const MAX_CONNECTIONS_BOUNDS: (usize, usize) = (1, 1_000_000);
+/// `CORS_MAX_AGE_SECS`: how long a browser may cache a preflight answer.
+pub const DEFAULT_CORS_MAX_AGE_SECS: u64 = 600;
+const CORS_MAX_AGE_SECS_BOUNDS: (u64, u64) = (0, 86_400);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    /// Whether `SERVER_MAX_CONNECTIONS` was set: an explicit value above the open-file limit is a
+    /// configuration error, the default is lowered to fit.
+    pub max_connections_explicit: bool,
+}
+
+/// Which browser origins may call the API (`CORS_ALLOWED_ORIGINS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    Any,
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsConfig {
+    pub origins: CorsOrigins,
+    pub allow_credentials: bool,
+    pub max_age: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -549,7 +605,129 @@ fn server_config(env: &Env<'_>) -> Result<ServerConfig, ConfigError> {
             10,
             10_000_000,
         )?,
+        connections: connection_config(env)?,
+        management_port: management_port(env)?,
+        cors: cors_config(env)?,
     })
+}
+
+fn connection_config(env: &Env<'_>) -> Result<ConnectionConfig, ConfigError> {
+    let (header_min, header_max) = HEADER_READ_TIMEOUT_MS_BOUNDS;
+    let (body_min, body_max) = BODY_READ_TIMEOUT_MS_BOUNDS;
+    let (idle_min, idle_max) = IDLE_TIMEOUT_SECS_BOUNDS;
+    let (connections_min, connections_max) = MAX_CONNECTIONS_BOUNDS;
+    Ok(ConnectionConfig {
+        header_read_timeout: Duration::from_millis(env.number(
+            "SERVER_HEADER_READ_TIMEOUT_MS",
+            DEFAULT_HEADER_READ_TIMEOUT_MS,
+            header_min,
+            header_max,
+        )?),
+        body_read_timeout: Duration::from_millis(env.number(
+            "SERVER_BODY_READ_TIMEOUT_MS",
+            DEFAULT_BODY_READ_TIMEOUT_MS,
+            body_min,
+            body_max,
+        )?),
+        idle_timeout: Duration::from_secs(env.number(
+            "SERVER_IDLE_TIMEOUT_SECS",
+            DEFAULT_IDLE_TIMEOUT_SECS,
+            idle_min,
+            idle_max,
+        )?),
+        max_connections: env.number(
+            "SERVER_MAX_CONNECTIONS",
+            DEFAULT_MAX_CONNECTIONS,
+            connections_min,
+            connections_max,
+        )?,
+        max_connections_explicit: env.get("SERVER_MAX_CONNECTIONS").is_some(),
+    })
+}
+
+/// `SERVER_MANAGEMENT_PORT`: unset means no second listener; `0` picks a free port (tests).
+fn management_port(env: &Env<'_>) -> Result<Option<u16>, ConfigError> {
+    let Some(raw) = env.get("SERVER_MANAGEMENT_PORT") else {
+        return Ok(None);
+    };
+    let port = env.number("SERVER_MANAGEMENT_PORT", 0u16, 0, 65535)?;
+    let main = env.number("SERVER_PORT", 8080u16, 0, 65535)?;
+    if port != 0 && port == main {
+        return Err(ConfigError::new(
+            "SERVER_MANAGEMENT_PORT",
+            &raw,
+            "is the same port as SERVER_PORT",
+            "a port other than SERVER_PORT (the operator uses 9464), or unset for no management listener",
+        ));
+    }
+    Ok(Some(port))
+}
+
+fn cors_config(env: &Env<'_>) -> Result<Option<CorsConfig>, ConfigError> {
+    let accepted = "*, or a comma-separated list of origins such as https://app.example.org,http://localhost:3000";
+    let Some(raw) = env.get("CORS_ALLOWED_ORIGINS") else {
+        for dependent in ["CORS_ALLOW_CREDENTIALS", "CORS_MAX_AGE_SECS"] {
+            if let Some(value) = env.get(dependent) {
+                return Err(ConfigError::new(
+                    dependent,
+                    &value,
+                    "has no effect without CORS_ALLOWED_ORIGINS (CORS is off)",
+                    "unset, or set CORS_ALLOWED_ORIGINS too",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let allow_credentials = env.bool("CORS_ALLOW_CREDENTIALS", false)?;
+    let origins = if raw.trim() == "*" {
+        if allow_credentials {
+            // Browsers refuse credentials with a wildcard origin, so this can only be a mistake.
+            return Err(ConfigError::new(
+                "CORS_ALLOWED_ORIGINS",
+                &raw,
+                "is * while CORS_ALLOW_CREDENTIALS=true, which browsers refuse",
+                "a list of origins when credentials are allowed",
+            ));
+        }
+        CorsOrigins::Any
+    } else {
+        let list = split_list(&raw, ',');
+        for origin in &list {
+            parse_origin(origin).map_err(|problem| {
+                ConfigError::new("CORS_ALLOWED_ORIGINS", &raw, format!("{origin:?} {problem}"), accepted)
+            })?;
+        }
+        if list.is_empty() {
+            return Err(ConfigError::new(
+                "CORS_ALLOWED_ORIGINS",
+                &raw,
+                "names no origin",
+                accepted,
+            ));
+        }
+        CorsOrigins::List(list)
+    };
+    let (age_min, age_max) = CORS_MAX_AGE_SECS_BOUNDS;
+    Ok(Some(CorsConfig {
+        origins,
+        allow_credentials,
+        max_age: Duration::from_secs(env.number("CORS_MAX_AGE_SECS", DEFAULT_CORS_MAX_AGE_SECS, age_min, age_max)?),
+    }))
+}
+
+/// An origin as browsers send it: `scheme://host[:port]`, nothing else (no path, no slash).
+fn parse_origin(origin: &str) -> Result<(), &'static str> {
+    let url = url::Url::parse(origin).map_err(|_| "is not an origin")?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("is not an http(s) origin");
+    }
+    if url.host_str().is_none() {
+        return Err("has no host");
+    }
+    if url.origin().ascii_serialization() != origin {
+        return Err("is not exactly scheme://host[:port] (no path, no trailing slash, lower case)");
+    }
+    Ok(())
 }
 
 fn log_level(env: &Env<'_>) -> Result<String, ConfigError> {
@@ -611,6 +789,82 @@ mod tests {
         assert_eq!(config.io_adapter.timeout, Duration::from_millis(5000));
         assert!(!config.metrics_enabled);
         assert_eq!(config.log_level, "info");
+        let connections = &config.server.connections;
+        assert_eq!(connections.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(connections.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(connections.idle_timeout, Duration::from_secs(120));
+        assert_eq!(connections.max_connections, 4096);
+        assert!(!connections.max_connections_explicit);
+        assert_eq!(config.server.management_port, None);
+        assert_eq!(config.server.cors, None);
+    }
+
+    #[test]
+    fn connection_limits_are_parsed_and_bounded() {
+        let mut map = base();
+        map.insert("SERVER_HEADER_READ_TIMEOUT_MS".into(), "2500".into());
+        map.insert("SERVER_IDLE_TIMEOUT_SECS".into(), "5".into());
+        map.insert("SERVER_MAX_CONNECTIONS".into(), "64".into());
+        let connections = parse(&map).unwrap().server.connections;
+        assert_eq!(connections.header_read_timeout, Duration::from_millis(2500));
+        assert_eq!(connections.idle_timeout, Duration::from_secs(5));
+        assert_eq!(connections.max_connections, 64);
+        assert!(connections.max_connections_explicit);
+        for (variable, value) in [
+            ("SERVER_HEADER_READ_TIMEOUT_MS", "0"),
+            ("SERVER_BODY_READ_TIMEOUT_MS", "soon"),
+            ("SERVER_IDLE_TIMEOUT_SECS", "0"),
+            ("SERVER_MAX_CONNECTIONS", "0"),
+        ] {
+            let mut map = base();
+            map.insert(variable.into(), value.into());
+            let err = parse(&map).unwrap_err();
+            assert_eq!(err.variable, variable, "{err}");
+            assert!(err.accepted.contains("an integer from"), "{err}");
+        }
+    }
+
+    #[test]
+    fn management_port_must_differ_from_the_main_port() {
+        let mut map = base();
+        map.insert("SERVER_MANAGEMENT_PORT".into(), "9464".into());
+        assert_eq!(parse(&map).unwrap().server.management_port, Some(9464));
+        map.insert("SERVER_PORT".into(), "9464".into());
+        assert_eq!(parse(&map).unwrap_err().variable, "SERVER_MANAGEMENT_PORT");
+        map.insert("SERVER_MANAGEMENT_PORT".into(), "0".into());
+        map.insert("SERVER_PORT".into(), "0".into());
+        assert_eq!(parse(&map).unwrap().server.management_port, Some(0));
+    }
+
+    #[test]
+    fn cors_origins_are_checked() {
+        let mut map = base();
+        map.insert(
+            "CORS_ALLOWED_ORIGINS".into(),
+            "https://app.example.org, http://localhost:3000".into(),
+        );
+        let cors = parse(&map).unwrap().server.cors.unwrap();
+        assert_eq!(
+            cors.origins,
+            CorsOrigins::List(vec!["https://app.example.org".into(), "http://localhost:3000".into()])
+        );
+        assert!(!cors.allow_credentials);
+        assert_eq!(cors.max_age, Duration::from_secs(600));
+        for bad in [
+            "https://app.example.org/",
+            "app.example.org",
+            "ftp://x.org",
+            "https://x.org/path",
+        ] {
+            map.insert("CORS_ALLOWED_ORIGINS".into(), bad.into());
+            assert_eq!(parse(&map).unwrap_err().variable, "CORS_ALLOWED_ORIGINS", "{bad}");
+        }
+        map.insert("CORS_ALLOWED_ORIGINS".into(), "*".into());
+        assert_eq!(parse(&map).unwrap().server.cors.unwrap().origins, CorsOrigins::Any);
+        map.insert("CORS_ALLOW_CREDENTIALS".into(), "true".into());
+        assert!(parse(&map).unwrap_err().problem.contains("browsers refuse"));
+        map.remove("CORS_ALLOWED_ORIGINS");
+        assert_eq!(parse(&map).unwrap_err().variable, "CORS_ALLOW_CREDENTIALS");
     }
 
     #[test]

@@ -56,8 +56,14 @@ fn main() -> ExitCode {
 
 async fn run(config: Config) -> Result<(), app::StartError> {
     let state = app::build_state(&config)?;
-    let listener = app::bind(&config).await?;
-    let addr = listener.local_addr().map_err(app::StartError::Serve)?;
+    let listeners = app::bind(&config).await?;
+    let addr = listeners.main_addr()?;
+    if let Some(management) = listeners.management_addr()? {
+        tracing::info!(
+            management_address = %management,
+            "management port listening: /admin/health, /admin/ready and /admin/metrics without authentication"
+        );
+    }
     tracing::info!(
         address = %addr,
         url = %format!("http://{addr}"),
@@ -66,5 +72,5 @@ async fn run(config: Config) -> Result<(), app::StartError> {
         "hex-core-service listening"
     );
     app::spawn_initial_load(&state);
-    app::serve(listener, state, config.server.shutdown_grace).await
+    app::serve(listeners, state, &config.server).await
 }

@@ -1,5 +1,7 @@
-//! Prometheus metrics with the names of the reference runbook. Labels are bounded: routes are
-//! the matched route templates, models come from the catalog, never from raw request paths.
+//! Prometheus metrics with the names of the reference runbook. Every label is bounded: methods are
+//! the nine of RFC 9110 or `_OTHER` (as in OpenTelemetry's HTTP conventions), routes are the
+//! matched route templates or `unmatched`, statuses are three digits, models come from the
+//! catalog; never raw request paths or methods, so a client cannot create series at will.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -40,6 +42,9 @@ pub struct Metrics {
     pub io_adapter_request_duration: Family<Labels, Histogram, fn() -> Histogram>,
     pub io_adapter_errors: Family<Labels, Counter>,
     pub idempotency_conflicts: Counter,
+    pub http_connections_open: Family<Labels, Gauge>,
+    pub http_connections_closed: Family<Labels, Counter>,
+    pub http_connection_limit_reached: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -69,6 +74,9 @@ impl Metrics {
             io_adapter_request_duration: Family::new_with_constructor(latency_histogram),
             io_adapter_errors: Family::default(),
             idempotency_conflicts: Counter::default(),
+            http_connections_open: Family::default(),
+            http_connections_closed: Family::default(),
+            http_connection_limit_reached: Family::default(),
         };
         // prometheus-client appends `_total` to counters itself.
         registry.register(
@@ -151,6 +159,22 @@ impl Metrics {
             "Creates refused because an Idempotency-Key was reused with another payload",
             metrics.idempotency_conflicts.clone(),
         );
+        registry.register(
+            "http_connections_open",
+            "Client connections open, by port (main, management)",
+            metrics.http_connections_open.clone(),
+        );
+        registry.register(
+            "http_connections_closed",
+            "Connections the server closed on its own, by port and reason (header_timeout, idle_timeout, \
+             no_request, write_stalled, connection_limit, malformed_request)",
+            metrics.http_connections_closed.clone(),
+        );
+        registry.register(
+            "http_connection_limit_reached",
+            "Times a port had SERVER_MAX_CONNECTIONS connections open and new ones had to wait",
+            metrics.http_connection_limit_reached.clone(),
+        );
         *metrics.registry.lock().expect("metrics registry") = registry;
         metrics
     }
@@ -202,7 +226,9 @@ impl Metrics {
             .inc();
     }
 
-    pub fn record_http(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    /// `route` must be a route template or `unmatched`, never a request path.
+    pub fn record_http(&self, method: &http::Method, route: &str, status: u16, elapsed: Duration) {
+        let method = method_label(method);
         self.http_requests
             .get_or_create(&vec![
                 ("method", method.to_string()),
@@ -214,6 +240,41 @@ impl Metrics {
             .get_or_create(&vec![("method", method.to_string()), ("route", route.to_string())])
             .observe(elapsed.as_secs_f64());
     }
+
+    pub fn connections_open(&self, port: &'static str) -> Gauge {
+        self.http_connections_open
+            .get_or_create(&vec![("port", port.to_string())])
+            .clone()
+    }
+
+    pub fn record_connection_closed(&self, port: &'static str, reason: &'static str) {
+        self.http_connections_closed
+            .get_or_create(&vec![("port", port.to_string()), ("reason", reason.to_string())])
+            .inc();
+    }
+
+    pub fn record_connection_limit_reached(&self, port: &'static str) {
+        self.http_connection_limit_reached
+            .get_or_create(&vec![("port", port.to_string())])
+            .inc();
+    }
+}
+
+/// The `method` label: one of RFC 9110's methods, or `_OTHER` for any extension method.
+pub fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => "_OTHER",
+    }
 }
 
 #[cfg(test)]
@@ -223,7 +284,7 @@ mod tests {
     #[test]
     fn renders_reference_metric_names() {
         let metrics = Metrics::new();
-        metrics.record_http("GET", "/models", 200, Duration::from_millis(1));
+        metrics.record_http(&http::Method::GET, "/models", 200, Duration::from_millis(1));
         metrics.record_refresh("success", Duration::from_millis(5));
         metrics.idempotency_conflicts.inc();
         metrics.record_registry_entries(
@@ -251,5 +312,21 @@ mod tests {
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }
+    }
+
+    #[test]
+    fn extension_methods_share_one_label() {
+        let metrics = Metrics::new();
+        for i in 0..1000 {
+            let method = http::Method::from_bytes(format!("X{i}").as_bytes()).unwrap();
+            metrics.record_http(&method, "unmatched", 405, Duration::from_millis(1));
+        }
+        metrics.record_http(&http::Method::PATCH, "unmatched", 405, Duration::from_millis(1));
+        let text = metrics.render();
+        assert!(
+            text.contains("http_requests_total{method=\"_OTHER\",route=\"unmatched\",status=\"405\"} 1000"),
+            "{text}"
+        );
+        assert_eq!(text.matches("http_requests_total{").count(), 2, "{text}");
     }
 }

@@ -364,3 +364,292 @@ async fn metrics_are_served_only_when_enabled() {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
 }
+
+#[tokio::test]
+async fn method_not_allowed_names_the_allowed_methods() {
+    let service = demo_service(&[]).await;
+    let http = client();
+    for (method, path, allow) in [
+        (reqwest::Method::DELETE, "/models", "GET, HEAD, OPTIONS"),
+        (reqwest::Method::PUT, "/admin/health", "GET, HEAD, OPTIONS"),
+        (reqwest::Method::GET, "/admin/registry/refresh", "POST, OPTIONS"),
+        (
+            reqwest::Method::PATCH,
+            "/models/demo-passport/versions/0.1.0:validate",
+            "POST, OPTIONS",
+        ),
+        (
+            reqwest::Method::GET,
+            "/models/demo-passport/versions/0.1.0:create",
+            "POST, OPTIONS",
+        ),
+        (
+            reqwest::Method::POST,
+            "/models/demo-passport/versions/0.1.0",
+            "GET, HEAD, OPTIONS",
+        ),
+        (
+            reqwest::Method::POST,
+            "/models/demo-passport/versions/0.1.0/schema",
+            "GET, HEAD, OPTIONS",
+        ),
+    ] {
+        let response = http.request(method.clone(), service.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+        assert_envelope(&response.json().await.unwrap(), "METHOD_NOT_ALLOWED");
+    }
+}
+
+#[tokio::test]
+async fn options_lists_the_allowed_methods_and_action_routes_do_not_advertise_get() {
+    let service = demo_service(&[]).await;
+    let http = client();
+    for (path, allow) in [
+        ("/models/demo-passport/versions/0.1.0:validate", "POST, OPTIONS"),
+        ("/models/demo-passport/versions/0.1.0:create", "POST, OPTIONS"),
+        ("/models/demo-passport/versions/0.1.0:query", "POST, OPTIONS"),
+        ("/models/demo-passport/versions/0.1.0", "GET, HEAD, OPTIONS"),
+        ("/models", "GET, HEAD, OPTIONS"),
+        ("/admin/registry/refresh", "POST, OPTIONS"),
+    ] {
+        let response = http
+            .request(reqwest::Method::OPTIONS, service.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204, "{path}");
+        assert_eq!(response.headers()["allow"], allow, "{path}");
+        assert!(response.headers().get("access-control-allow-origin").is_none());
+    }
+}
+
+#[tokio::test]
+async fn an_artifact_etag_in_if_none_match_answers_304() {
+    let service = demo_service(&[]).await;
+    let http = client();
+    let url = service.url("/models/demo-passport/versions/0.1.0/shacl");
+    let first = http.get(&url).send().await.unwrap();
+    let etag = first.headers()["etag"].to_str().unwrap().to_string();
+    let bytes = first.bytes().await.unwrap();
+    use sha2::Digest;
+    assert_eq!(etag, format!("\"{}\"", hex::encode(sha2::Sha256::digest(&bytes))));
+
+    for tags in [
+        etag.clone(),
+        format!("W/{etag}"),
+        format!("\"other\", {etag}"),
+        "*".into(),
+    ] {
+        let response = http.get(&url).header("if-none-match", &tags).send().await.unwrap();
+        assert_eq!(response.status(), 304, "{tags}");
+        assert_eq!(response.headers()["etag"], etag.as_str());
+        assert!(response.bytes().await.unwrap().is_empty());
+    }
+    let response = http
+        .get(&url)
+        .header("if-none-match", "\"stale\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap(), bytes);
+}
+
+#[tokio::test]
+async fn cors_is_off_by_default() {
+    let service = demo_service(&[]).await;
+    let response = client()
+        .get(service.url("/models"))
+        .header("origin", "https://app.example.org")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn cors_answers_preflights_and_errors_for_the_configured_origins() {
+    let service = demo_service(&[
+        ("CORS_ALLOWED_ORIGINS", "https://app.example.org"),
+        ("AUTH_MODE", "forward_auth"),
+    ])
+    .await;
+    let http = client();
+    let preflight = http
+        .request(
+            reqwest::Method::OPTIONS,
+            service.url("/models/demo-passport/versions/0.1.0:create"),
+        )
+        .header("origin", "https://app.example.org")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type, idempotency-key",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    let headers = preflight.headers();
+    assert_eq!(headers["access-control-allow-origin"], "https://app.example.org");
+    assert!(
+        headers["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    assert!(
+        headers["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("idempotency-key")
+    );
+    assert_eq!(headers["access-control-max-age"], "600");
+
+    // Errors carry the headers too, so a browser script can read the envelope.
+    let unauthenticated = http
+        .get(service.url("/models"))
+        .header("origin", "https://app.example.org")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    assert_eq!(
+        unauthenticated.headers()["access-control-allow-origin"],
+        "https://app.example.org"
+    );
+    assert!(
+        unauthenticated.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("x-request-id")
+    );
+
+    let other = http
+        .get(service.url("/models"))
+        .header("origin", "https://evil.example.net")
+        .header("x-auth-subject", "alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn made_up_methods_share_one_metric_label() {
+    let service = demo_service(&[]).await;
+    let addr = service.addr;
+    let mut connection = support::raw_http::RawConnection::connect(addr).await;
+    for i in 0..3000 {
+        let response = connection.request(&format!("MADEUP{i}"), "/models", &[], b"").await;
+        assert_eq!(response.status, 405);
+        assert_eq!(response.header("allow"), Some("GET, HEAD, OPTIONS"));
+    }
+    let response = connection.request("MADEUPNOROUTE", "/no/such/route", &[], b"").await;
+    assert_eq!(response.status, 404);
+    let text = client()
+        .get(service.url("/admin/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("MADEUP"), "no raw method reaches a label");
+    assert!(
+        text.contains("http_requests_total{method=\"_OTHER\",route=\"/models\",status=\"405\"} 3000"),
+        "{text}"
+    );
+    assert!(text.contains("http_requests_total{method=\"_OTHER\",route=\"unmatched\",status=\"404\"} 1"));
+    assert!(text.len() < 64 * 1024, "metrics stay small: {} bytes", text.len());
+}
+
+#[tokio::test]
+async fn the_health_probe_skips_request_ids_and_metrics() {
+    let service = demo_service(&[]).await;
+    let http = client();
+    for _ in 0..3 {
+        let response = http
+            .get(service.url("/admin/health"))
+            .header("x-request-id", "probe-1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert!(response.headers().get("x-request-id").is_none());
+        assert_eq!(response.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+        let ready = http.get(service.url("/admin/ready")).send().await.unwrap();
+        assert!(ready.headers().get("x-request-id").is_none());
+    }
+    let text = service.state.metrics.render();
+    assert!(!text.contains("route=\"/admin/health\""), "{text}");
+    assert!(!text.contains("route=\"/admin/ready\""), "{text}");
+}
+
+#[tokio::test]
+async fn a_whitespace_only_idempotency_key_is_a_missing_key() {
+    // HTTP strips leading and trailing whitespace from field values (RFC 9110 §5.5), so a
+    // whitespace-only key reaches the service empty: 400 MISSING_IDEMPOTENCY_KEY, as documented in
+    // the own contract's pattern. Inner spaces are part of a key.
+    let service = demo_service(&[]).await;
+    let valid = std::fs::read(demo_dir().join("examples/passport-valid.json")).unwrap();
+    let mut connection = support::raw_http::RawConnection::connect(service.addr).await;
+    for key in ["   ", "\t", " \t "] {
+        let response = connection
+            .request(
+                "POST",
+                "/models/demo-passport/versions/0.1.0:create",
+                &[("content-type", "application/json"), ("idempotency-key", key)],
+                &valid,
+            )
+            .await;
+        assert_eq!(response.status, 400, "{key:?}");
+        assert_envelope(&response.json(), "MISSING_IDEMPOTENCY_KEY");
+    }
+    let response = connection
+        .request(
+            "POST",
+            "/models/demo-passport/versions/0.1.0:create",
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", "key with spaces"),
+            ],
+            &valid,
+        )
+        .await;
+    assert_eq!(response.status, 200, "{:?}", String::from_utf8_lossy(&response.body));
+
+    // The own contract documents exactly this rule.
+    let contract: Value = serde_json::from_str(hex_core_service::http::admin::OPENAPI_JSON).unwrap();
+    let parameter = contract["paths"]["/models/{model}/versions/{version}:create"]["post"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Idempotency-Key")
+        .unwrap()
+        .clone();
+    let pattern = regex::Regex::new(parameter["schema"]["pattern"].as_str().unwrap()).unwrap();
+    assert_eq!(parameter["schema"]["maxLength"], 255);
+    for (key, accepted) in [
+        ("a", true),
+        ("key with spaces", true),
+        ("k-1_2.3~x", true),
+        ("", false),
+        (" ", false),
+        (" lead", false),
+        ("trail ", false),
+        ("tab\tinside", false),
+        ("naïve", false),
+    ] {
+        assert_eq!(pattern.is_match(key), accepted, "{key:?}");
+        assert_eq!(
+            hex_core_service::domain::record::IdempotencyKey::parse(Some(key)).is_ok(),
+            accepted || key.trim() != key && !key.trim().is_empty(),
+            "{key:?}"
+        );
+    }
+}

@@ -189,3 +189,120 @@ async fn sigterm_drains_an_in_flight_request_before_exiting() {
         .expect("exits after draining");
     assert_eq!(exit.code(), Some(0));
 }
+
+#[test]
+fn an_explicit_connection_limit_above_the_file_limit_exits_2() {
+    let mut env = demo_env(&[("SERVER_MAX_CONNECTIONS", "5000")]);
+    env.insert("PATH".into(), std::env::var("PATH").unwrap_or_default());
+    let output = support::with_file_limit(1024)
+        .env_clear()
+        .envs(&env)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("SERVER_MAX_CONNECTIONS=\"5000\""), "{stderr}");
+    assert!(stderr.contains("open-file limit"), "{stderr}");
+}
+
+/// Issue 17: with 1024 descriptors, about 1000 slow clients used to make `/admin/health` fail.
+#[tokio::test]
+async fn a_thousand_slow_clients_exhaust_neither_descriptors_nor_the_probes() {
+    hex_core_service::server::limits::raise_open_file_limit();
+    let service = ServiceProcess::spawn_with_file_limit(
+        &demo_env(&[
+            ("SERVER_MANAGEMENT_PORT", "0"),
+            ("SERVER_HEADER_READ_TIMEOUT_MS", "2000"),
+        ]),
+        1024,
+    );
+    service.wait_ready().await;
+    let addr: std::net::SocketAddr = service.base_url.trim_start_matches("http://").parse().unwrap();
+    let mut slow = Vec::new();
+    for _ in 0..1000 {
+        let mut connection = support::raw_http::RawConnection::connect(addr).await;
+        connection.send(b"GET /models HTTP/1.1\r\nhost: test\r\n").await;
+        slow.push(connection);
+    }
+    let management = service.management_url.clone().expect("management port logged");
+    let started = std::time::Instant::now();
+    let response = client().get(format!("{management}/admin/health")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    // The main port serves again once the slow clients' header timeout has passed.
+    let response = client().get(service.url("/admin/health")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    drop(slow);
+    let log = service.log_text();
+    assert!(log.contains("lowered from its default"), "{log}");
+    assert!(!log.contains("accept failed"), "descriptors never ran out:\n{log}");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Issue 17: 20,000 made-up methods grew `/admin/metrics` to 51 MB and RSS by 25 MiB, with
+/// metrics enabled or not.
+#[tokio::test]
+async fn twenty_thousand_made_up_methods_keep_metrics_and_memory_bounded() {
+    for metrics_enabled in ["true", "false"] {
+        let service = ServiceProcess::spawn(&demo_env(&[
+            ("METRICS_ENABLED", metrics_enabled),
+            ("AUTH_NONE_ROLES", "admin"),
+        ]));
+        service.wait_ready().await;
+        let addr: std::net::SocketAddr = service.base_url.trim_start_matches("http://").parse().unwrap();
+        let mut connection = support::raw_http::RawConnection::connect(addr).await;
+        let mut send = async |range: std::ops::Range<u32>| {
+            for i in range {
+                let response = connection.request(&format!("M{i:08}"), "/models", &[], b"").await;
+                assert_eq!(response.status, 405);
+            }
+        };
+        send(0..2000).await;
+        let before = rss_kib(service.pid());
+        send(2000..22_000).await;
+        let after = rss_kib(service.pid());
+        assert!(
+            after.saturating_sub(before) < 4 * 1024,
+            "METRICS_ENABLED={metrics_enabled}: RSS grew from {before} KiB to {after} KiB"
+        );
+        let metrics = client().get(service.url("/admin/metrics")).send().await.unwrap();
+        if metrics_enabled == "true" {
+            let text = metrics.text().await.unwrap();
+            assert!(text.len() < 64 * 1024, "{} bytes", text.len());
+            assert!(text.contains("http_requests_total{method=\"_OTHER\",route=\"/models\",status=\"405\"} 22000"));
+        } else {
+            assert_eq!(metrics.status(), 404);
+        }
+    }
+}
+
+#[tokio::test]
+async fn sigterm_closes_idle_and_silent_connections_at_once() {
+    let mut service = ServiceProcess::spawn(&demo_env(&[]));
+    service.wait_ready().await;
+    let addr: std::net::SocketAddr = service.base_url.trim_start_matches("http://").parse().unwrap();
+    let mut idle = support::raw_http::RawConnection::connect(addr).await;
+    assert_eq!(idle.request("GET", "/models", &[], b"").await.status, 200);
+    let mut silent = support::raw_http::RawConnection::connect(addr).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &service.pid().to_string()])
+        .status()
+        .unwrap();
+    let exit = service.wait_exit(Duration::from_secs(5)).expect("exits");
+    assert_eq!(exit.code(), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    use support::raw_http::ReadEnd;
+    assert_ne!(idle.wait_for_close(Duration::from_secs(1)).await, ReadEnd::StillOpen);
+    assert_ne!(silent.wait_for_close(Duration::from_secs(1)).await, ReadEnd::StillOpen);
+}

@@ -15,8 +15,18 @@ use crate::auth::Identity;
 /// This service's own contract: the published 0.0.9 contract plus documented additions.
 pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
-pub async fn health() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// The liveness answer, also sent by `server::service` without the router.
+pub fn health_response() -> axum::http::Response<bytes::Bytes> {
+    let mut response = axum::http::Response::new(bytes::Bytes::from_static(br#"{"status":"ok"}"#));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+pub async fn health() -> Response {
+    health_response().map(axum::body::Body::from)
 }
 
 /// Interface 1 (docs/configuration.md, "Readiness"): the same JSON with 200 and 503.

@@ -42,6 +42,8 @@ pub enum ApiError {
     MethodNotAllowed {
         method: String,
         path: String,
+        /// The `Allow` header: the methods the path does support.
+        allow: &'static str,
     },
     UnsupportedMediaType {
         content_type: String,
@@ -90,6 +92,17 @@ pub enum ApiError {
     StoreError {
         message: String,
     },
+    /// hyper could not parse the request (request line, header syntax, framing).
+    MalformedRequest {
+        message: String,
+    },
+    HeadersTooLarge,
+    UriTooLong,
+    /// The request head or body did not arrive in time (`what`: "request head" or "request body").
+    RequestTimeout {
+        what: &'static str,
+        millis: u64,
+    },
 }
 
 impl ApiError {
@@ -128,6 +141,13 @@ impl ApiError {
             Self::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "INVALID_QUERY"),
             Self::PayloadNotStorable { .. } => (StatusCode::BAD_REQUEST, "PAYLOAD_NOT_STORABLE"),
             Self::StoreError { .. } => (StatusCode::BAD_GATEWAY, "STORE_ERROR"),
+            Self::MalformedRequest { .. } => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
+            Self::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "REQUEST_HEADER_FIELDS_TOO_LARGE",
+            ),
+            Self::UriTooLong => (StatusCode::URI_TOO_LONG, "URI_TOO_LONG"),
+            Self::RequestTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT"),
         }
     }
 
@@ -149,7 +169,7 @@ impl ApiError {
                 json!({"model": model, "version": version, "artifact": artifact}),
             ),
             Self::RouteNotFound { path } => (format!("no route for {path}"), json!({"path": path})),
-            Self::MethodNotAllowed { method, path } => (
+            Self::MethodNotAllowed { method, path, .. } => (
                 format!("method {method} is not allowed on {path}"),
                 json!({"method": method, "path": path}),
             ),
@@ -192,7 +212,35 @@ impl ApiError {
             Self::InvalidQuery(error) => (format!("invalid query: {error}"), error.details()),
             Self::PayloadNotStorable { message, path } => (message.clone(), json!({"path": path})),
             Self::StoreError { message } => (message.clone(), Value::Null),
+            Self::MalformedRequest { message } => (message.clone(), Value::Null),
+            Self::HeadersTooLarge => (
+                format!(
+                    "the request head is larger than {} bytes or has more than {} header fields",
+                    crate::server::MAX_HEADER_BYTES,
+                    crate::server::MAX_HEADERS
+                ),
+                json!({"limit_bytes": crate::server::MAX_HEADER_BYTES, "limit_fields": crate::server::MAX_HEADERS}),
+            ),
+            Self::UriTooLong => ("the request target is too long".into(), Value::Null),
+            Self::RequestTimeout { what, millis } => {
+                let variable = if *what == "request body" {
+                    "SERVER_BODY_READ_TIMEOUT_MS"
+                } else {
+                    "SERVER_HEADER_READ_TIMEOUT_MS"
+                };
+                (
+                    format!("the {what} did not arrive within {millis} ms ({variable})"),
+                    json!({"timeout_ms": millis}),
+                )
+            }
         }
+    }
+
+    /// The JSON error envelope, for the few answers written outside axum (see `server::connection`).
+    pub fn envelope_bytes(&self) -> Vec<u8> {
+        let (_, code) = self.status_and_code();
+        let (message, details) = self.message_and_details();
+        serde_json::to_vec(&json!({"code": code, "message": message, "details": details})).unwrap_or_default()
     }
 }
 
@@ -205,6 +253,11 @@ impl IntoResponse for ApiError {
             Json(json!({"code": code, "message": message, "details": details})),
         )
             .into_response();
+        if let Self::MethodNotAllowed { allow, .. } = &self {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
         if status == StatusCode::UNAUTHORIZED {
             let challenge = match &self {
                 Self::Unauthenticated(AuthError::Invalid(_)) => r#"Bearer error="invalid_token""#,

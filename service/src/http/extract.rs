@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use crate::domain::model::validate_segment;
+use crate::server::request_body::RequestBodyError;
 
 /// A JSON request body: checks the content type, the size limit, syntax (with line and column)
 /// and shape (naming the offending field).
@@ -47,6 +48,11 @@ pub struct BodyLimit(pub usize);
 fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
     if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge { limit }
+    } else if let Some(timeout) = RequestBodyError::timeout_in(&rejection) {
+        ApiError::RequestTimeout {
+            what: "request body",
+            millis: timeout.as_millis() as u64,
+        }
     } else {
         ApiError::bad_request(format!("cannot read request body: {rejection}"))
     }

@@ -1,7 +1,8 @@
-//! The HTTP edge: routes, middleware (request id, access log, metrics, authentication) and the
-//! handlers that call the use cases.
+//! The HTTP edge: routes, middleware (request id, access log, metrics, authentication, CORS) and
+//! the handlers that call the use cases. `server` serves these routers on the listeners.
 
 pub mod admin;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod models;
@@ -11,7 +12,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderName, Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -40,6 +41,8 @@ pub struct ServiceInfo {
     pub admin_role: String,
     /// `AUTH_ENFORCE_SCOPES`: require `records:read` / `records:write`.
     pub enforce_scopes: bool,
+    /// `CORS_*`: `None` sends no CORS headers.
+    pub cors: Option<crate::config::CorsConfig>,
 }
 
 /// Everything a handler may touch; cheap to clone.
@@ -53,6 +56,7 @@ pub struct AppState {
     pub records: Arc<RecordService>,
 }
 
+/// The main port: the API, the admin endpoints and the probes.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.info.request_max_bytes;
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
@@ -81,15 +85,9 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/registry/refresh", post(admin::refresh))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate_admin));
 
-    // Probes stay open: a kubelet cannot present a token, and they reveal nothing sensitive.
-    let probes = Router::new()
-        .route("/admin/health", get(admin::health))
-        .route("/admin/ready", get(admin::ready));
-
-    Router::new()
+    let observed = Router::new()
         .merge(api)
         .merge(admin)
-        .merge(probes)
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -99,22 +97,77 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+
+    // Probes stay open (a kubelet cannot present a token; they reveal nothing sensitive) and skip
+    // the request id, access log and metrics: they arrive every few seconds and need none of it.
+    // `GET /admin/health` is even answered before the router (server::service).
+    let router = probes().merge(observed);
+    let router = match &state.info.cors {
+        Some(cors) => router.layer(cors::layer(cors)),
+        None => router,
+    };
+    router.with_state(state)
+}
+
+fn probes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/health", get(admin::health))
+        .route("/admin/ready", get(admin::ready))
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// The management port (`SERVER_MANAGEMENT_PORT`): probes and metrics only, without
+/// authentication, for the kubelet and Prometheus, which cannot present a token. Nothing here is
+/// secret; on the main port `/admin/metrics` keeps needing an admin identity.
+pub fn management_router(state: AppState) -> Router {
+    probes()
+        .route("/admin/metrics", get(admin::metrics))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
-async fn route_not_found(method: Method, uri: axum::http::Uri) -> ApiError {
-    let _ = method;
+async fn route_not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::RouteNotFound {
         path: uri.path().to_string(),
     }
 }
 
-async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+/// 405 with `Allow`, and the answer to `OPTIONS` (204 with `Allow`) on every route.
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    let allow = allowed_methods(uri.path());
+    if method == Method::OPTIONS {
+        return (
+            StatusCode::NO_CONTENT,
+            [(header::ALLOW, HeaderValue::from_static(allow))],
+        )
+            .into_response();
+    }
     ApiError::MethodNotAllowed {
         method: method.to_string(),
         path: uri.path().to_string(),
+        allow,
     }
+    .into_response()
+}
+
+/// The methods a routed path supports, for `Allow`. `/models/{model}/versions/{version}` is both
+/// the model detail (GET) and, with `:validate`, `:create` or `:query` in the version segment,
+/// an action (POST only).
+pub fn allowed_methods(path: &str) -> &'static str {
+    const READ: &str = "GET, HEAD, OPTIONS";
+    const ACTION: &str = "POST, OPTIONS";
+    if path == "/admin/registry/refresh" || is_action_path(path) {
+        ACTION
+    } else {
+        READ
+    }
+}
+
+pub fn is_action_path(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    matches!(segments.as_slice(), ["models", _, "versions", version] if version.contains(':'))
 }
 
 /// Authenticates every route it wraps and puts the `Identity` in the request extensions.
@@ -185,20 +238,21 @@ async fn access_log(State(state): State<AppState>, req: Request, next: Next) -> 
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or("")
         .to_string();
-    state.metrics.http_requests_in_flight.inc();
+    // With METRICS_ENABLED=false nothing reads the HTTP metrics: do not keep them.
+    let metrics = state.info.metrics_enabled.then_some(&state.metrics);
+    if let Some(metrics) = metrics {
+        metrics.http_requests_in_flight.inc();
+    }
     let response = next.run(req).await;
-    state.metrics.http_requests_in_flight.dec();
     let status = response.status();
     let elapsed = started.elapsed();
-    state
-        .metrics
-        .record_http(method.as_str(), &route, status.as_u16(), elapsed);
+    if let Some(metrics) = metrics {
+        metrics.http_requests_in_flight.dec();
+        metrics.record_http(&method, &route, status.as_u16(), elapsed);
+    }
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     if status.is_server_error() {
         tracing::warn!(request_id, %method, path, route, status = status.as_u16(), latency_ms, "request");
-    } else if path.starts_with("/admin/health") || path.starts_with("/admin/ready") {
-        // Probes arrive every few seconds; keep them out of the info log.
-        tracing::debug!(request_id, %method, path, route, status = status.as_u16(), latency_ms, "request");
     } else {
         tracing::info!(request_id, %method, path, route, status = status.as_u16(), latency_ms, "request");
     }

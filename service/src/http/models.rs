@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -51,9 +51,11 @@ pub async fn list_models(State(state): State<AppState>) -> Result<Response, ApiE
 /// Addition: which artifacts a model version has, their digests, the target class and warnings.
 pub async fn model_detail(State(state): State<AppState>, path: ModelPath) -> Result<Response, ApiError> {
     if path.version.contains(':') {
+        let path = format!("/models/{}/versions/{}", path.model, path.version);
         return Err(ApiError::MethodNotAllowed {
             method: "GET".into(),
-            path: format!("/models/{}/versions/{}", path.model, path.version),
+            allow: super::allowed_methods(&path),
+            path,
         });
     }
     let model = find_model(&state, &path.model, &path.version)?;
@@ -80,9 +82,12 @@ pub async fn model_detail(State(state): State<AppState>, path: ModelPath) -> Res
     .into_response())
 }
 
+/// An artifact's bytes, with its SHA-256 as a strong `ETag`; `If-None-Match` with that tag (or
+/// `*`) answers 304 without the body.
 pub async fn artifact(
     State(state): State<AppState>,
     Path((model, version, artifact)): Path<(String, String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_segment("model", &model)?;
     check_segment("version", &version)?;
@@ -95,11 +100,26 @@ pub async fn artifact(
         version,
         artifact: kind.as_str().to_string(),
     })?;
-    let mut response = bytes_response(StatusCode::OK, artifact.content_type, artifact.bytes.clone());
-    if let Ok(etag) = format!("\"{}\"", artifact.sha256).parse() {
-        response.headers_mut().insert(axum::http::header::ETAG, etag);
+    let etag = format!("\"{}\"", artifact.sha256);
+    let mut response = match headers.get(header::IF_NONE_MATCH) {
+        Some(tags) if none_match_fails(tags, &etag) => StatusCode::NOT_MODIFIED.into_response(),
+        _ => bytes_response(StatusCode::OK, artifact.content_type, artifact.bytes.clone()),
+    };
+    if let Ok(etag) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(header::ETAG, etag);
     }
     Ok(response)
+}
+
+/// RFC 9110 §13.1.2: `If-None-Match` fails (304 for a GET) when it is `*` or lists the current
+/// tag, compared weakly (`W/"x"` matches `"x"`).
+fn none_match_fails(if_none_match: &HeaderValue, etag: &str) -> bool {
+    let Ok(tags) = if_none_match.to_str() else {
+        return false;
+    };
+    tags.split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
 #[derive(Deserialize)]
@@ -122,9 +142,11 @@ pub async fn model_action(
     request: Request,
 ) -> Result<Response, ApiError> {
     let Some((version, action)) = path.version.rsplit_once(':') else {
+        let path = format!("/models/{}/versions/{}", path.model, path.version);
         return Err(ApiError::MethodNotAllowed {
             method: "POST".into(),
-            path: format!("/models/{}/versions/{}", path.model, path.version),
+            allow: super::allowed_methods(&path),
+            path,
         });
     };
     let version = version.to_string();
@@ -264,5 +286,24 @@ fn require_object(payload: &Value) -> Result<(), ApiError> {
             message: "payload must be a JSON object".into(),
             details: json!({"field": "payload"}),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_compares_weakly_and_accepts_lists_and_star() {
+        let etag = "\"abc\"";
+        for matching in ["\"abc\"", "W/\"abc\"", "\"x\", \"abc\"", "*"] {
+            assert!(
+                none_match_fails(&HeaderValue::from_static(matching), etag),
+                "{matching}"
+            );
+        }
+        for other in ["\"abd\"", "abc", ""] {
+            assert!(!none_match_fails(&HeaderValue::from_static(other), etag), "{other}");
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod corpus;
 pub mod idp;
+pub mod raw_http;
 pub mod records;
 
 use std::collections::{BTreeMap, HashMap};
@@ -422,6 +423,9 @@ pub fn base_env(catalog_json: &str, allowed_hosts: &str, require_https: bool) ->
 /// The service running in this test's runtime on a free port, with real HTTP.
 pub struct InProcessService {
     pub base_url: String,
+    /// With `SERVER_MANAGEMENT_PORT` set (use `0`): the management port's base URL.
+    pub management_url: Option<String>,
+    pub addr: SocketAddr,
     pub state: AppState,
     task: tokio::task::JoinHandle<()>,
 }
@@ -437,18 +441,31 @@ impl InProcessService {
     pub async fn start(env: &BTreeMap<String, String>) -> Self {
         let config = Config::from_env(&Env::from_map(env)).expect("test configuration is valid");
         let state = app::build_state(&config).expect("state builds");
-        let listener = app::bind(&config).await.expect("binds");
-        let addr = listener.local_addr().unwrap();
+        let listeners = app::bind(&config).await.expect("binds");
+        let addr = listeners.main_addr().unwrap();
+        let management = listeners.management_addr().unwrap();
         let serve_state = state.clone();
         let task = tokio::spawn(async move {
-            app::serve(listener, serve_state, Duration::from_secs(1)).await.unwrap();
+            app::serve_until(listeners, serve_state, &config.server, std::future::pending())
+                .await
+                .unwrap();
         });
         let _ = state.registry.refresh().await;
         Self {
             base_url: format!("http://{addr}"),
+            management_url: management.map(|m| format!("http://{m}")),
+            addr,
             state,
             task,
         }
+    }
+
+    /// A URL on the management port (the test must set `SERVER_MANAGEMENT_PORT`).
+    pub fn management(&self, path: &str) -> String {
+        format!(
+            "{}{path}",
+            self.management_url.as_deref().expect("SERVER_MANAGEMENT_PORT is set")
+        )
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -468,6 +485,8 @@ pub fn client() -> reqwest::Client {
 pub struct ServiceProcess {
     child: Child,
     pub base_url: String,
+    /// With `SERVER_MANAGEMENT_PORT` set: the management port's base URL.
+    pub management_url: Option<String>,
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -506,7 +525,15 @@ impl ServiceProcess {
 
     /// The same with another build of the service (benchmarks compare against a baseline).
     pub fn spawn_binary(binary: &str, env: &BTreeMap<String, String>) -> Self {
-        let mut command = Command::new(binary);
+        Self::spawn_command(Command::new(binary), env)
+    }
+
+    /// The binary under an open-file limit of `limit` (soft and hard), as a container may set it.
+    pub fn spawn_with_file_limit(env: &BTreeMap<String, String>, limit: u32) -> Self {
+        Self::spawn_command(with_file_limit(limit), env)
+    }
+
+    fn spawn_command(mut command: Command, env: &BTreeMap<String, String>) -> Self {
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -518,17 +545,21 @@ impl ServiceProcess {
         let mut child = command.spawn().expect("service binary starts");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<String>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel::<(String, Option<String>)>();
         let log_writer = log.clone();
         std::thread::spawn(move || {
             let mut found = false;
+            // The management port is logged before the main address.
+            let mut management = None;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !found
-                    && let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
-                    && let Some(addr) = value.get("address").and_then(|a| a.as_str())
-                {
-                    found = true;
-                    let _ = addr_tx.send(addr.to_string());
+                if !found && let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if let Some(addr) = value.get("management_address").and_then(|a| a.as_str()) {
+                        management = Some(addr.to_string());
+                    }
+                    if let Some(addr) = value.get("address").and_then(|a| a.as_str()) {
+                        found = true;
+                        let _ = addr_tx.send((addr.to_string(), management.clone()));
+                    }
                 }
                 let mut log = log_writer.lock().unwrap();
                 // Keep memory bounded under load (one access-log line per request).
@@ -538,8 +569,8 @@ impl ServiceProcess {
                 log.push(line);
             }
         });
-        let addr = match addr_rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(addr) => addr,
+        let (addr, management) = match addr_rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addrs) => addrs,
             Err(_) => {
                 let _ = child.kill();
                 panic!(
@@ -551,6 +582,7 @@ impl ServiceProcess {
         Self {
             child,
             base_url: format!("http://{addr}"),
+            management_url: management.map(|m| format!("http://{m}")),
             log,
         }
     }
@@ -595,6 +627,13 @@ impl ServiceProcess {
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
+}
+
+/// A command that runs the service binary under an open-file limit of `limit`.
+pub fn with_file_limit(limit: u32) -> Command {
+    let mut command = Command::new("sh");
+    command.args(["-c", &format!("ulimit -n {limit} && exec \"$0\""), &service_binary()]);
+    command
 }
 
 /// Path to the repository's demo folder.
