@@ -14,5 +14,6 @@ pub mod ports;
 pub mod registry;
 pub mod store;
 pub mod telemetry;
+pub mod termination;
 pub mod usecases;
 pub mod validation;
