@@ -44,8 +44,10 @@ pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=hex-core-ope
 pub const SLICE_SELECTOR: &str = "app.kubernetes.io/managed-by=hex-core-operator,kubernetes.io/service-name";
 /// Page size of the Secret metadata list: a Secret's metadata can carry a large
 /// `kubectl.kubernetes.io/last-applied-configuration` annotation (the whole Secret, data
-/// included), so pages stay small to bound what one list response holds in memory.
-pub const SECRET_PAGE_SIZE: u32 = 50;
+/// included; the API server caps annotations at 256 KiB per object), so a page holds at most
+/// about 2.5 MiB. With pages of 50 the operator peaked at 73 MiB with 240 such Secrets, with 10 at
+/// 31 MiB (benches/memory.rs, `HEX_BENCH_LAST_APPLIED=1`).
+pub const SECRET_PAGE_SIZE: u32 = 10;
 /// How long a reconcile waits for the reflector stores' first list.
 const CACHE_WAIT: Duration = Duration::from_secs(30);
 

@@ -517,6 +517,9 @@ impl OwnPlane {
             .output()
             .expect("run scripts/control-plane up");
         assert!(out.status.success(), "scripts/control-plane up failed");
+        // Stopped on drop, and by the watchdog when the process ends without dropping it
+        // (`std::process::exit`, a crash): its daemons must not outlive the test.
+        spawn_down_watchdog(&state);
         let exports = String::from_utf8(out.stdout).unwrap();
         let kubeconfig = exports
             .lines()
