@@ -168,7 +168,9 @@ async fn main() {
             "metadata": {"name": format!("svc-{j}")},
             "spec": {"image": "hex-core-service:bench", "replicas": 2,
                      "catalogs": {"selector": {"matchLabels": {"group": format!("g{j}")}}},
-                     "registry": {"allowedHosts": ["models.example"]}, "auth": {"mode": "forward_auth"}},
+                     "registry": {"allowedHosts": ["models.example"]},
+                     "ioAdapter": {"id": "http", "baseUrl": "https://records.example"},
+                     "auth": {"mode": "forward_auth"}},
         }))
         .unwrap();
         let api = services.clone();

@@ -1,7 +1,6 @@
-//! The thin write layer: server-side apply with one field manager, skipped when nothing would
-//! change.
+//! Server-side apply with one field manager, and the check that decides when it is not needed.
 //!
-//! "Nothing would change" needs two checks. The `hex-core.dev/applied-hash` annotation records
+//! "Not needed" needs two checks. The `hex-core.dev/applied-hash` annotation records
 //! which desired object was last applied, so a field *removed* from the desired state (which SSA
 //! would prune) is noticed. And the desired object must be contained in the live one, so an
 //! edit by someone else (drift) is noticed and undone. Server-added fields (defaults, status,
@@ -11,24 +10,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource};
 
 use crate::desired::{APPLIED_HASH_ANNOTATION, MANAGER, sha256_hex};
-
-/// What an apply did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Unchanged,
-    Created,
-    Updated,
-}
-
-impl Outcome {
-    pub fn wrote(self) -> bool {
-        self != Outcome::Unchanged
-    }
-}
 
 /// True when every field of `desired` has the same value in `live` (lists: same length and
 /// element-wise containment). Resource quantities (the values of `limits` and `requests`) are
@@ -67,40 +52,16 @@ pub fn with_applied_hash(mut desired: Value) -> Value {
     desired
 }
 
-/// Server-side applies `desired` (a full object with apiVersion, kind, metadata.name) unless the
-/// live object already matches it. `live` is the current object, if the caller has it.
-pub async fn apply<K>(api: &Api<K>, live: Option<&K>, desired: Value) -> Result<Outcome, kube::Error>
+/// Server-side applies `desired` (a full object with apiVersion, kind, metadata.name, and the
+/// applied-hash annotation) with the operator's field manager, taking over fields another manager
+/// changed (drift is undone, not negotiated). Returns the object as the server stored it.
+pub async fn server_side_apply<K>(api: &Api<K>, desired: &Value) -> Result<K, kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
-    let desired = with_applied_hash(desired);
-    let name = desired["metadata"]["name"].as_str().unwrap_or_default().to_string();
-    if let Some(live) = live {
-        let live = serde_json::to_value(live).map_err(kube::Error::SerdeError)?;
-        if contained_in(&desired, &live) {
-            return Ok(Outcome::Unchanged);
-        }
-    }
+    let name = desired["metadata"]["name"].as_str().unwrap_or_default();
     let params = PatchParams::apply(MANAGER).force();
-    api.patch(&name, &params, &Patch::Apply(&desired)).await?;
-    Ok(if live.is_some() {
-        Outcome::Updated
-    } else {
-        Outcome::Created
-    })
-}
-
-/// Creates `desired` unless it exists; never updates (for objects such as the generated admin
-/// token, which reconcile must not rotate). Returns true when it created the object.
-pub async fn create_if_absent<K>(api: &Api<K>, desired: &K) -> Result<bool, kube::Error>
-where
-    K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
-{
-    match api.create(&PostParams::default(), desired).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-        Err(e) => Err(e),
-    }
+    api.patch(name, &params, &Patch::Apply(desired)).await
 }
 
 #[cfg(test)]

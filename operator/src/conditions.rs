@@ -16,6 +16,8 @@ pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 /// `spec.paused` is true; only status is written.
 pub const RECONCILIATION_PAUSED: &str = "ReconciliationPaused";
+/// ModelCatalog: a HexCoreService that selects it serves every entry of its current content.
+pub const LOADED: &str = "Loaded";
 
 /// One condition as the reconciler decided it.
 #[derive(Debug, Clone, PartialEq, Eq)]

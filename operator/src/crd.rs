@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{
     Affinity, LocalObjectReference, ResourceRequirements, Toleration, TopologySpreadConstraint,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::CustomResource;
@@ -129,7 +130,19 @@ pub struct ModelCatalogStatus {
     /// SHA-256 of this catalog alone, in the service's catalog format.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub catalog_sha256: Option<String>,
-    /// `Ready`: the catalog is well-formed and usable by HexCoreServices.
+    /// HexCoreServices (at most 10, sorted) whose every ready replica serves every entry of this
+    /// catalog's current content, with no entry failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loaded_by: Option<Vec<String>>,
+    /// The last `metadata.generation` whose entries were all seen loaded by a HexCoreService that
+    /// selects this catalog. Kept when later generations fail: "was this catalog ever loaded".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_loaded_generation: Option<i64>,
+    /// When `lastLoadedGeneration` was first seen loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_loaded_time: Option<Time>,
+    /// `Ready`: the catalog is well-formed and usable by HexCoreServices. `Loaded`: a
+    /// HexCoreService that selects it serves every entry of its current content.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Option<Vec<Condition>>,
@@ -168,15 +181,25 @@ pub struct ModelCatalogStatus {
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.replicas) || self.replicas <= 1 || (has(self.ioAdapter) && self.ioAdapter.id in ['http', 'postgres'])",
+    "message": "replicas > 1 needs a record store the replicas share: ioAdapter.id http or postgres (memory, the default, and embedded keep records inside each replica)",
+    "fieldPath": ".replicas"
+}]))]
 pub struct HexCoreServiceSpec {
     /// Container image of hex-core-service, e.g. `registry.example/hex-core-service:0.1.0`.
+    /// Default: the operator's `--service-image-repository` (chart value `serviceImage.repository`)
+    /// at the operator's own version, so omitting it runs the service released with the operator.
+    /// Roll back by restoring the previous value here (the operator undoes `kubectl set image`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
-    pub image: String,
+    pub image: Option<String>,
     /// Image pull policy (`Always`, `IfNotPresent`, `Never`); Kubernetes' default when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-validations" = [{"rule": "self in ['Always', 'IfNotPresent', 'Never']", "message": "must be Always, IfNotPresent or Never"}]))]
     pub image_pull_policy: Option<String>,
     /// Number of replicas (default 1). Served by the `scale` subresource, so `kubectl scale` works.
+    /// More than one needs a shared record store (`ioAdapter.id` `http` or `postgres`).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1000))]
     pub replicas: Option<i32>,
@@ -265,7 +288,8 @@ pub struct CacheSpec {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "self.id != 'http' || has(self.baseUrl)", "message": "the http adapter needs baseUrl"},
-    {"rule": "self.id != 'postgres' || has(self.credentialsSecretRef)", "message": "the postgres adapter needs credentialsSecretRef (the database URL)"}
+    {"rule": "self.id != 'postgres' || has(self.credentialsSecretRef)", "message": "the postgres adapter needs credentialsSecretRef (the database URL)"},
+    {"rule": "!has(self.storage) || self.id == 'embedded'", "message": "storage is only for the embedded adapter"}
 ]))]
 pub struct IoAdapterSpec {
     /// `IO_ADAPTER_ID`: `memory`, `embedded`, `http` or `postgres`.
@@ -287,6 +311,34 @@ pub struct IoAdapterSpec {
     /// (`IO_ADAPTER_DATABASE_URL`). Injected from the Secret, never copied into a ConfigMap.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<SecretKeyRef>,
+    /// `embedded` only: the PersistentVolumeClaim holding the redb file (default: the operator
+    /// creates `<name>-data`, 1Gi, ReadWriteOnce, the cluster's default storage class).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+}
+
+/// Persistent storage of the `embedded` record store. The Deployment then runs one replica with
+/// the `Recreate` strategy: two pods never open the same redb file, not even during a rollout.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.claimName) || (!has(self.size) && !has(self.storageClassName))",
+    "message": "name an existing claim (claimName) or let the operator create one (size, storageClassName), not both"
+}]))]
+pub struct StorageSpec {
+    /// An existing PersistentVolumeClaim in this namespace to use as it is (never modified or
+    /// deleted by the operator). When absent the operator creates and owns `<name>-data`, which
+    /// is deleted with the HexCoreService.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub claim_name: Option<String>,
+    /// Requested size of the claim the operator creates (default `1Gi`; it can grow, not shrink).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<Quantity>,
+    /// Storage class of the claim the operator creates (default: the cluster's default class).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub storage_class_name: Option<String>,
 }
 
 /// A key of a Secret in the same namespace.
@@ -477,8 +529,86 @@ pub struct HexCoreServiceStatus {
     /// When a replica last confirmed a refresh onto the current catalog.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_refresh_time: Option<Time>,
+    /// The image the pods run: `spec.image`, or the operator's default when it is absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// What each replica reported (`GET /admin/ready`, `GET /admin/version`), sorted by pod, at
+    /// most 10; `omittedReplicaStatuses` counts the others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica_statuses: Option<Vec<ReplicaStatus>>,
+    /// Replicas not listed in `replicaStatuses` (beyond the first 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub omitted_replica_statuses: Option<i32>,
     /// `Ready`, `CatalogSynced`, `Progressing`, `Degraded`, `ReconciliationPaused`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Option<Vec<Condition>>,
+}
+
+/// One replica as the operator last read it. Only fields that change when something happens are
+/// kept (no retry counters), so a steady replica does not rewrite the status.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaStatus {
+    /// The pod behind the endpoint, when the EndpointSlice names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// `ip:port` the operator reads.
+    pub address: String,
+    /// The endpoint's `ready` condition in the Service's EndpointSlice.
+    pub ready: bool,
+    /// Serves `status.catalogSha256` with every entry loaded.
+    pub converged: bool,
+    /// `catalog_sha256` of `GET /admin/ready`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog_sha256: Option<String>,
+    /// `service_version` of `GET /admin/version`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Why the replica is not ready (`reason` of `GET /admin/ready`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_ready_reason: Option<String>,
+    /// Catalog entries by load state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entries: Option<EntryCounts>,
+    /// Entries not serving their current definition, at most 5; `omittedFailedEntries` counts
+    /// the others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_entries: Option<Vec<FailedEntry>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub omitted_failed_entries: Option<i32>,
+    /// Why the replica could not be read (connection refused, timeout, unreadable answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Catalog entries of one replica by load state (`entries` of `GET /admin/ready`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryCounts {
+    pub total: i64,
+    pub loaded: i64,
+    pub stale: i64,
+    pub failed: i64,
+}
+
+/// A catalog entry a replica does not serve in its current definition.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedEntry {
+    pub model: String,
+    pub version: String,
+    /// `failed` (not served) or `stale` (the previous artifacts of this model version are served).
+    pub state: String,
+    /// The artifact kind that failed (`schema`, `shacl`, ...), when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+    /// The replica's error, at most 256 characters.
+    pub error: String,
+    /// Retried automatically by the replica (transport errors, 5xx, 429, 408); false: permanent
+    /// until the catalog or the artifact changes.
+    pub transient: bool,
+    /// First failure of this entry's current definition, as the replica reported it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
 }

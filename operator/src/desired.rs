@@ -1,18 +1,30 @@
-//! Desired state: pure functions from a HexCoreService (and its selected ModelCatalogs) to the
-//! objects the operator applies. No I/O here; the apply layer compares and writes.
+//! Desired state: pure functions from a HexCoreService (with its merged catalog, its Secrets'
+//! digests and the operator's defaults) to the typed k8s-openapi objects the operator applies.
+//! No I/O here: `decide` chooses which of them to apply, `act` writes them.
 //!
-//! Objects are built as JSON values because that is what server-side apply sends; unit tests
-//! deserialize them into the typed k8s-openapi structs, which proves they are well-formed.
+//! Typed objects rather than JSON: a misspelt field does not compile, and absent (`None`) fields
+//! are left out of the serialized object, so server-side apply owns exactly what is set here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::core::{Selector, SelectorExt};
-use serde::Serialize;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapEnvSource, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, Secret, SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
+    Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::crd::{CatalogModel, HexCoreService, ModelCatalog, ModelCatalogSpec, SecretKeyRef};
+use crate::catalog::MergedCatalog;
+use crate::crd::HexCoreService;
+use crate::secrets::admin_token_ref;
 
 /// Field manager of every server-side apply the operator makes.
 pub const MANAGER: &str = "hex-core-operator";
@@ -30,9 +42,15 @@ pub const ADMIN_TOKEN_DIR: &str = "/var/run/hex-core/admin";
 pub const ADMIN_TOKEN_KEY: &str = "token";
 /// Name of the container port (and Service port, and EndpointSlice port).
 pub const PORT_NAME: &str = "http";
+/// Name of the management listener's port (probes and `/admin/metrics`, no authentication).
+pub const MANAGEMENT_PORT_NAME: &str = "management";
+/// `SERVER_MANAGEMENT_PORT` of every replica (interface 2 of docs/operator.md).
+pub const MANAGEMENT_PORT: i32 = 9464;
 pub const CONTAINER_NAME: &str = "hex-core-service";
 const DEFAULT_PORT: i32 = 8080;
 const DATA_DIR: &str = "/var/lib/hex-core/data";
+/// Size of the data claim the operator creates for the embedded store when the spec names none.
+pub const DEFAULT_DATA_CLAIM_SIZE: &str = "1Gi";
 
 /// Names of the children of one HexCoreService.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +61,8 @@ pub struct Names {
     pub deployment: String,
     pub pdb: String,
     pub admin_token_secret: String,
+    /// The PersistentVolumeClaim the operator creates for the embedded store.
+    pub data_claim: String,
 }
 
 impl Names {
@@ -54,6 +74,7 @@ impl Names {
             deployment: hcs_name.to_string(),
             pdb: hcs_name.to_string(),
             admin_token_secret: format!("{hcs_name}-admin-token"),
+            data_claim: format!("{hcs_name}-data"),
         }
     }
 }
@@ -62,272 +83,54 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+fn name_of(hcs: &HexCoreService) -> String {
+    kube::ResourceExt::name_any(hcs)
+}
+
 // ---------------------------------------------------------------------------------------------
-// Catalog merge
+// Record store and replicas
 // ---------------------------------------------------------------------------------------------
 
-/// One entry in the service's catalog format (`service/src/domain/catalog.rs`); field order is
-/// the serialization order, which keeps the bytes (and their hash) deterministic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-struct ServiceCatalogEntry<'a> {
-    model: &'a str,
-    version: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    schema_url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    shacl_url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    owl_url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    openapi_url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    route_url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    linkml_url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    root_class: Option<&'a str>,
+/// `IO_ADAPTER_ID`: `memory` when the spec names no adapter.
+pub fn io_adapter_id(hcs: &HexCoreService) -> &str {
+    hcs.spec.io_adapter.as_ref().map(|a| a.id.as_str()).unwrap_or("memory")
 }
 
-impl<'a> From<&'a CatalogModel> for ServiceCatalogEntry<'a> {
-    fn from(m: &'a CatalogModel) -> Self {
-        Self {
-            model: &m.model,
-            version: &m.version,
-            schema_url: m.schema_url.as_deref(),
-            shacl_url: m.shacl_url.as_deref(),
-            owl_url: m.owl_url.as_deref(),
-            openapi_url: m.openapi_url.as_deref(),
-            route_url: m.route_url.as_deref(),
-            linkml_url: m.linkml_url.as_deref(),
-            root_class: m.root_class.as_deref(),
-        }
-    }
+/// True when every replica reads and writes the same records (`http`, `postgres`). `memory`
+/// and `embedded` keep records inside one pod.
+pub fn records_shared(hcs: &HexCoreService) -> bool {
+    matches!(io_adapter_id(hcs), "http" | "postgres")
 }
 
-/// The catalog file a data plane serves, and its identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MergedCatalog {
-    /// Exact file content; the service hashes these bytes, so they are delivered unchanged.
-    pub json: String,
-    /// Hex SHA-256 of `json`: what every replica must report as `catalog_sha256`.
-    pub sha256: String,
-    pub model_count: usize,
-    /// Names of the merged ModelCatalogs, sorted.
-    pub catalogs: Vec<String>,
+/// `spec.replicas` (default 1).
+pub fn wanted_replicas(hcs: &HexCoreService) -> i32 {
+    hcs.spec.replicas.unwrap_or(1)
 }
 
-/// Why catalogs cannot be merged.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MergeError {
-    #[error(
-        "{model}@{version} is declared differently by ModelCatalog {first:?} and ModelCatalog {second:?}; \
-         make the declarations identical or remove one"
-    )]
-    Conflict {
-        model: String,
-        version: String,
-        first: String,
-        second: String,
-    },
+/// The replicas the Deployment runs: `spec.replicas`, except at most one when the record store is
+/// not shared. The CRD refuses such specs at admission; objects stored before that rule existed
+/// (or with the rule bypassed) still never get a second pod: for `embedded`, two pods must never
+/// open the same redb file, and for `memory` each pod would answer with different records.
+pub fn deployment_replicas(hcs: &HexCoreService) -> i32 {
+    let wanted = wanted_replicas(hcs);
+    if records_shared(hcs) { wanted } else { wanted.min(1) }
 }
 
-/// Merges catalogs into the service's format `{"models": [...]}`, sorted by `(model, version)`.
-/// The same `(model, version)` declared identically by several catalogs is one entry; declared
-/// differently it is a conflict naming both catalogs (the caller keeps the previous catalog).
-pub fn merge_catalogs<'a>(
-    sources: impl IntoIterator<Item = (&'a str, &'a ModelCatalogSpec)>,
-) -> Result<MergedCatalog, MergeError> {
-    let mut sources: Vec<(&str, &ModelCatalogSpec)> = sources.into_iter().collect();
-    // Sorted by name so "first" and "second" in a conflict do not depend on list order.
-    sources.sort_by(|a, b| a.0.cmp(b.0));
-    let mut entries: BTreeMap<(&str, &str), (&str, &CatalogModel)> = BTreeMap::new();
-    for (catalog, spec) in &sources {
-        for model in &spec.models {
-            let key = (model.model.as_str(), model.version.as_str());
-            match entries.get(&key) {
-                Some((first, existing)) if *existing != model => {
-                    return Err(MergeError::Conflict {
-                        model: model.model.clone(),
-                        version: model.version.clone(),
-                        first: first.to_string(),
-                        second: catalog.to_string(),
-                    });
-                }
-                Some(_) => {}
-                None => {
-                    entries.insert(key, (catalog, model));
-                }
-            }
-        }
-    }
-    let models: Vec<ServiceCatalogEntry> = entries.values().map(|(_, m)| ServiceCatalogEntry::from(*m)).collect();
-    let mut json = serde_json::to_string_pretty(&json!({ "models": models })).unwrap_or_default();
-    json.push('\n');
-    let mut catalogs: Vec<String> = sources.iter().map(|(n, _)| n.to_string()).collect();
-    catalogs.dedup();
-    Ok(MergedCatalog {
-        sha256: sha256_hex(json.as_bytes()),
-        json,
-        model_count: models.len(),
-        catalogs,
+/// The problem of a spec asking for more replicas than its record store allows, if it does.
+pub fn unshared_records_problem(hcs: &HexCoreService) -> Option<String> {
+    let wanted = wanted_replicas(hcs);
+    (wanted > 1 && !records_shared(hcs)).then(|| {
+        format!(
+            "spec.replicas is {wanted} but the {} record store keeps records inside each replica; running 1 \
+             replica until spec.replicas is 1 or ioAdapter.id is http or postgres (the shared stores)",
+            io_adapter_id(hcs)
+        )
     })
 }
 
-// ---------------------------------------------------------------------------------------------
-// Selection
-// ---------------------------------------------------------------------------------------------
-
-/// Whether `hcs` serves `catalog` (same namespace; named, or matched by the selector).
-pub fn selects(hcs: &HexCoreService, catalog: &ModelCatalog) -> bool {
-    use kube::ResourceExt;
-    if hcs.namespace() != catalog.namespace() {
-        return false;
-    }
-    let selection = &hcs.spec.catalogs;
-    if selection
-        .names
-        .as_ref()
-        .is_some_and(|names| names.iter().any(|n| *n == catalog.name_any()))
-    {
-        return true;
-    }
-    match &selection.selector {
-        Some(selector) => Selector::try_from(selector.clone())
-            .map(|s| s.matches(catalog.labels()))
-            .unwrap_or(false),
-        None => false,
-    }
-}
-
-/// Why a HexCoreService's catalogs cannot be served.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SelectionError {
-    #[error(
-        "ModelCatalog {} not found in namespace {namespace}",
-        names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
-    )]
-    NotFound { names: Vec<String>, namespace: String },
-    #[error(transparent)]
-    Conflict(#[from] MergeError),
-}
-
-impl SelectionError {
-    /// The condition reason reporting this error.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            SelectionError::NotFound { .. } => "CatalogNotFound",
-            SelectionError::Conflict(_) => "CatalogConflict",
-        }
-    }
-}
-
-/// The catalogs one HexCoreService serves, and their merge.
-#[derive(Debug)]
-pub struct Selection {
-    /// Names of the candidate catalogs it selects.
-    pub selected: BTreeSet<String>,
-    /// Names it lists in `spec.catalogs.names` (selected or not).
-    pub listed: BTreeSet<String>,
-    pub merged: Result<MergedCatalog, SelectionError>,
-}
-
-/// Selects from `candidates` what `hcs` serves and merges it. A listed name with no catalog is an
-/// error, not an empty contribution: serving fewer models than declared must be noticed.
-pub fn select_and_merge<'a>(hcs: &HexCoreService, candidates: impl IntoIterator<Item = &'a ModelCatalog>) -> Selection {
-    let chosen: Vec<&ModelCatalog> = candidates.into_iter().filter(|c| selects(hcs, c)).collect();
-    let selected: BTreeSet<String> = chosen.iter().map(|c| kube::ResourceExt::name_any(*c)).collect();
-    let listed: BTreeSet<String> = hcs.spec.catalogs.names.iter().flatten().cloned().collect();
-    let missing: Vec<String> = listed.difference(&selected).cloned().collect();
-    let merged = if missing.is_empty() {
-        let sources = chosen
-            .iter()
-            .map(|c| (c.metadata.name.as_deref().unwrap_or_default(), &c.spec));
-        merge_catalogs(sources).map_err(SelectionError::from)
-    } else {
-        Err(SelectionError::NotFound {
-            names: missing,
-            namespace: kube::ResourceExt::namespace(hcs).unwrap_or_default(),
-        })
-    };
-    Selection {
-        selected,
-        listed,
-        merged,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Secrets
-// ---------------------------------------------------------------------------------------------
-
-/// A referenced Secret (or key) that is not there.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SecretProblem {
-    #[error("Secret {name:?} not found in namespace {namespace}")]
-    NotFound { name: String, namespace: String },
-    #[error("Secret {name:?} has no key {key:?}")]
-    KeyNotFound { name: String, key: String },
-}
-
-impl SecretProblem {
-    /// The condition reason reporting this problem.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            SecretProblem::NotFound { .. } => "SecretNotFound",
-            SecretProblem::KeyNotFound { .. } => "SecretKeyNotFound",
-        }
-    }
-}
-
-/// What the pods' Secrets contribute: content digests (for the config hash) and the admin token.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct SecretsRead {
-    /// `name/key` → SHA-256 of the value.
-    pub digests: BTreeMap<String, String>,
-    /// The admin token, trimmed.
-    pub admin_token: Option<String>,
-    pub problems: Vec<SecretProblem>,
-}
-
-/// The value of `key` in `secret` (`data`, or `stringData` for a Secret read from a file).
-fn secret_value(secret: &Secret, key: &str) -> Option<Vec<u8>> {
-    if let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(key)) {
-        return Some(bytes.0.clone());
-    }
-    secret
-        .string_data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .map(|s| s.as_bytes().to_vec())
-}
-
-/// Reads every Secret `hcs` references from `secrets` (by name, same namespace).
-pub fn read_secrets(hcs: &HexCoreService, secrets: &BTreeMap<String, Secret>) -> SecretsRead {
-    let namespace = kube::ResourceExt::namespace(hcs).unwrap_or_default();
-    let admin_ref = admin_token_ref(hcs);
-    let mut read = SecretsRead::default();
-    for reference in referenced_secrets(hcs) {
-        let Some(secret) = secrets.get(&reference.name) else {
-            read.problems.push(SecretProblem::NotFound {
-                name: reference.name.clone(),
-                namespace: namespace.clone(),
-            });
-            continue;
-        };
-        let Some(bytes) = secret_value(secret, &reference.key) else {
-            read.problems.push(SecretProblem::KeyNotFound {
-                name: reference.name.clone(),
-                key: reference.key.clone(),
-            });
-            continue;
-        };
-        if reference == admin_ref {
-            read.admin_token = Some(String::from_utf8_lossy(&bytes).trim().to_string());
-        }
-        read.digests
-            .insert(format!("{}/{}", reference.name, reference.key), sha256_hex(&bytes));
-    }
-    read
+/// The image the pods run: `spec.image`, else `default_image` (the operator's own version).
+pub fn image(hcs: &HexCoreService, default_image: &str) -> String {
+    hcs.spec.image.clone().unwrap_or_else(|| default_image.to_string())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -341,10 +144,16 @@ fn selector_labels(hcs_name: &str) -> BTreeMap<String, String> {
     ])
 }
 
+/// Label every child carries; the operator's watches select on it (the endpointslice
+/// controller copies a Service's labels onto its EndpointSlices, so those carry it too).
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Label naming the HexCoreService of a child or pod.
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+
 /// Labels on every child.
 pub fn labels(hcs_name: &str) -> BTreeMap<String, String> {
     let mut labels = selector_labels(hcs_name);
-    labels.insert("app.kubernetes.io/managed-by".to_string(), MANAGER.to_string());
+    labels.insert(MANAGED_BY_LABEL.to_string(), MANAGER.to_string());
     labels.insert("app.kubernetes.io/part-of".to_string(), "hex-core".to_string());
     labels
 }
@@ -361,17 +170,14 @@ pub fn selector_string(hcs_name: &str) -> String {
 /// Metadata of a child. A HexCoreService read from a file (`hex-core-operator render`) has no uid,
 /// so no owner reference, and possibly no namespace; those keys are then left out rather than
 /// written as empty values, which keeps the objects applicable as they are.
-fn metadata(hcs: &HexCoreService, name: &str) -> Value {
-    let mut meta = serde_json::Map::new();
-    meta.insert("name".into(), json!(name));
-    if let Some(namespace) = kube::ResourceExt::namespace(hcs) {
-        meta.insert("namespace".into(), json!(namespace));
+fn metadata(hcs: &HexCoreService, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: kube::ResourceExt::namespace(hcs),
+        labels: Some(labels(&name_of(hcs))),
+        owner_references: kube::Resource::controller_owner_ref(hcs, &()).map(|o| vec![o]),
+        ..Default::default()
     }
-    meta.insert("labels".into(), json!(labels(&kube::ResourceExt::name_any(hcs))));
-    if let Some(owner) = kube::Resource::controller_owner_ref(hcs, &()) {
-        meta.insert("ownerReferences".into(), json!([owner]));
-    }
-    Value::Object(meta)
 }
 
 pub fn port(hcs: &HexCoreService) -> i32 {
@@ -379,46 +185,23 @@ pub fn port(hcs: &HexCoreService) -> i32 {
 }
 
 /// The catalog ConfigMap: one key, the exact merged catalog bytes.
-pub fn catalog_config_map(hcs: &HexCoreService, catalog: &MergedCatalog) -> Value {
-    let names = Names::of(&kube::ResourceExt::name_any(hcs));
-    json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata(hcs, &names.catalog_config_map),
-        "data": { CATALOG_KEY: catalog.json },
-    })
+pub fn catalog_config_map(hcs: &HexCoreService, catalog: &MergedCatalog) -> ConfigMap {
+    ConfigMap {
+        metadata: metadata(hcs, &Names::of(&name_of(hcs)).catalog_config_map),
+        data: Some(BTreeMap::from([(CATALOG_KEY.to_string(), catalog.json.clone())])),
+        ..Default::default()
+    }
 }
 
-/// The admin token Secret the service reads from `AUTH_ADMIN_TOKEN_FILE` and the operator
-/// presents as `Authorization: Bearer`.
-pub fn admin_token_ref(hcs: &HexCoreService) -> SecretKeyRef {
-    hcs.spec
-        .auth
-        .admin_token_secret_ref
-        .clone()
-        .unwrap_or_else(|| SecretKeyRef {
-            name: Names::of(&kube::ResourceExt::name_any(hcs)).admin_token_secret,
-            key: ADMIN_TOKEN_KEY.to_string(),
-        })
-}
-
-/// The operator-created admin token Secret (created once; never updated by reconcile).
-pub fn admin_token_secret(hcs: &HexCoreService, token: &str) -> Value {
-    let names = Names::of(&kube::ResourceExt::name_any(hcs));
-    json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": metadata(hcs, &names.admin_token_secret),
-        "type": "Opaque",
-        "stringData": { ADMIN_TOKEN_KEY: token },
-    })
-}
-
-/// A random admin token: 32 bytes from the OS, hex.
-pub fn random_token() -> Result<String, getrandom::Error> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)?;
-    Ok(hex::encode(bytes))
+/// The operator-created admin token Secret (created once; never updated by reconcile). The
+/// service reads it from `AUTH_ADMIN_TOKEN_FILE`; the operator presents it as `Bearer`.
+pub fn admin_token_secret(hcs: &HexCoreService, token: &str) -> Secret {
+    Secret {
+        metadata: metadata(hcs, &Names::of(&name_of(hcs)).admin_token_secret),
+        type_: Some("Opaque".to_string()),
+        string_data: Some(BTreeMap::from([(ADMIN_TOKEN_KEY.to_string(), token.to_string())])),
+        ..Default::default()
+    }
 }
 
 fn bool_str(b: bool) -> String {
@@ -518,6 +301,7 @@ pub fn environment(hcs: &HexCoreService) -> BTreeMap<String, String> {
 
     set("SERVER_HOST", "0.0.0.0".to_string());
     set("SERVER_PORT", port(hcs).to_string());
+    set("SERVER_MANAGEMENT_PORT", MANAGEMENT_PORT.to_string());
     if let Some(v) = spec.server.as_ref().and_then(|s| s.request_max_bytes) {
         set("SERVER_REQUEST_MAX_BYTES", v.to_string());
     }
@@ -533,14 +317,12 @@ pub fn environment(hcs: &HexCoreService) -> BTreeMap<String, String> {
     env
 }
 
-pub fn env_config_map(hcs: &HexCoreService, env: &BTreeMap<String, String>) -> Value {
-    let names = Names::of(&kube::ResourceExt::name_any(hcs));
-    json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": metadata(hcs, &names.env_config_map),
-        "data": env,
-    })
+pub fn env_config_map(hcs: &HexCoreService, env: &BTreeMap<String, String>) -> ConfigMap {
+    ConfigMap {
+        metadata: metadata(hcs, &Names::of(&name_of(hcs)).env_config_map),
+        data: Some(env.clone()),
+        ..Default::default()
+    }
 }
 
 /// Hash that rolls the pods when their configuration changes: the environment, and the content
@@ -552,29 +334,89 @@ pub fn config_hash(env: &BTreeMap<String, String>, secret_digests: &BTreeMap<Str
     sha256_hex(doc.to_string().as_bytes())
 }
 
-/// Secrets the pods need, as references (for existence checks and the config hash).
-pub fn referenced_secrets(hcs: &HexCoreService) -> Vec<SecretKeyRef> {
-    let mut refs = vec![admin_token_ref(hcs)];
-    if let Some(r) = hcs
-        .spec
-        .io_adapter
-        .as_ref()
-        .and_then(|a| a.credentials_secret_ref.clone())
-    {
-        refs.push(r);
-    }
-    refs
+/// The claim the embedded store's data volume mounts: `storage.claimName`, or the one the
+/// operator creates. `None` for the other adapters.
+pub fn data_claim_name(hcs: &HexCoreService) -> Option<String> {
+    let adapter = hcs.spec.io_adapter.as_ref().filter(|a| a.id == "embedded")?;
+    Some(
+        adapter
+            .storage
+            .as_ref()
+            .and_then(|s| s.claim_name.clone())
+            .unwrap_or_else(|| Names::of(&name_of(hcs)).data_claim),
+    )
 }
 
-fn default_resources() -> Value {
-    json!({
-        "requests": {"cpu": "100m", "memory": "128Mi"},
-        "limits": {"cpu": "500m", "memory": "512Mi"},
+/// The PersistentVolumeClaim the operator creates for the embedded store, unless the spec names
+/// an existing one (or uses another adapter).
+pub fn data_claim(hcs: &HexCoreService) -> Option<PersistentVolumeClaim> {
+    let adapter = hcs.spec.io_adapter.as_ref().filter(|a| a.id == "embedded")?;
+    let storage = adapter.storage.clone().unwrap_or(crate::crd::StorageSpec {
+        claim_name: None,
+        size: None,
+        storage_class_name: None,
+    });
+    if storage.claim_name.is_some() {
+        return None;
+    }
+    let size = storage
+        .size
+        .unwrap_or_else(|| Quantity(DEFAULT_DATA_CLAIM_SIZE.to_string()));
+    Some(PersistentVolumeClaim {
+        metadata: metadata(hcs, &Names::of(&name_of(hcs)).data_claim),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_string()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), size)])),
+                ..Default::default()
+            }),
+            storage_class_name: storage.storage_class_name,
+            ..Default::default()
+        }),
+        ..Default::default()
     })
 }
 
-pub fn deployment(hcs: &HexCoreService, config_hash: &str) -> Value {
-    let name = kube::ResourceExt::name_any(hcs);
+fn default_resources() -> ResourceRequirements {
+    let quantities = |cpu: &str, memory: &str| {
+        BTreeMap::from([
+            ("cpu".to_string(), Quantity(cpu.to_string())),
+            ("memory".to_string(), Quantity(memory.to_string())),
+        ])
+    };
+    ResourceRequirements {
+        requests: Some(quantities("100m", "128Mi")),
+        limits: Some(quantities("500m", "512Mi")),
+        ..Default::default()
+    }
+}
+
+fn probe(path: &str, period: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_string()),
+            port: IntOrString::String(MANAGEMENT_PORT_NAME.to_string()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(2),
+        failure_threshold: Some(3),
+        ..Default::default()
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.to_string(),
+        mount_path: path.to_string(),
+        read_only: read_only.then_some(true),
+        ..Default::default()
+    }
+}
+
+/// The Deployment of `image` whose pods carry `config_hash`.
+pub fn deployment(hcs: &HexCoreService, config_hash: &str, image: &str) -> Deployment {
+    let name = name_of(hcs);
     let names = Names::of(&name);
     let spec = &hcs.spec;
     let placement = spec.placement.clone().unwrap_or_default();
@@ -583,381 +425,302 @@ pub fn deployment(hcs: &HexCoreService, config_hash: &str) -> Value {
     let mut pod_annotations = placement.pod_annotations.clone().unwrap_or_default();
     pod_annotations.insert(CONFIG_HASH_ANNOTATION.to_string(), config_hash.to_string());
 
-    let mut env = Vec::new();
-    if let Some(r) = spec.io_adapter.as_ref().and_then(|a| a.credentials_secret_ref.as_ref()) {
-        env.push(json!({
-            "name": "IO_ADAPTER_DATABASE_URL",
-            "valueFrom": {"secretKeyRef": {"name": r.name, "key": r.key}},
-        }));
-    }
+    let env: Vec<EnvVar> = spec
+        .io_adapter
+        .as_ref()
+        .and_then(|a| a.credentials_secret_ref.as_ref())
+        .map(|r| EnvVar {
+            name: "IO_ADAPTER_DATABASE_URL".to_string(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: r.name.clone(),
+                    key: r.key.clone(),
+                    optional: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .into_iter()
+        .collect();
 
     let mut volume_mounts = vec![
-        json!({"name": "catalog", "mountPath": CATALOG_DIR, "readOnly": true}),
-        json!({"name": "admin-token", "mountPath": ADMIN_TOKEN_DIR, "readOnly": true}),
-        json!({"name": "tmp", "mountPath": "/tmp"}),
+        mount("catalog", CATALOG_DIR, true),
+        mount("admin-token", ADMIN_TOKEN_DIR, true),
+        mount("tmp", "/tmp", false),
     ];
     let mut volumes = vec![
-        json!({"name": "catalog", "configMap": {"name": names.catalog_config_map}}),
-        json!({"name": "admin-token", "secret": {
-            "secretName": admin.name,
-            "items": [{"key": admin.key, "path": "token"}],
-            "defaultMode": 0o440,
-        }}),
-        json!({"name": "tmp", "emptyDir": {}}),
+        Volume {
+            name: "catalog".to_string(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names.catalog_config_map.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "admin-token".to_string(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(admin.name.clone()),
+                items: Some(vec![KeyToPath {
+                    key: admin.key.clone(),
+                    path: "token".to_string(),
+                    mode: None,
+                }]),
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "tmp".to_string(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
     ];
-    if spec.io_adapter.as_ref().is_some_and(|a| a.id == "embedded") {
-        volume_mounts.push(json!({"name": "data", "mountPath": DATA_DIR}));
-        volumes.push(json!({"name": "data", "emptyDir": {}}));
+    let data_claim = data_claim_name(hcs);
+    if let Some(claim) = &data_claim {
+        volume_mounts.push(mount("data", DATA_DIR, false));
+        volumes.push(Volume {
+            name: "data".to_string(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.clone(),
+                read_only: None,
+            }),
+            ..Default::default()
+        });
     }
 
-    let probe = |path: &str, period: i32| {
-        json!({
-            "httpGet": {"path": path, "port": PORT_NAME},
-            "periodSeconds": period,
-            "timeoutSeconds": 2,
-            "failureThreshold": 3,
-        })
+    let container = Container {
+        name: CONTAINER_NAME.to_string(),
+        image: Some(image.to_string()),
+        image_pull_policy: spec.image_pull_policy.clone(),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some(PORT_NAME.to_string()),
+                container_port: port(hcs),
+                protocol: Some("TCP".to_string()),
+                ..Default::default()
+            },
+            ContainerPort {
+                name: Some(MANAGEMENT_PORT_NAME.to_string()),
+                container_port: MANAGEMENT_PORT,
+                protocol: Some("TCP".to_string()),
+                ..Default::default()
+            },
+        ]),
+        env_from: Some(vec![EnvFromSource {
+            config_map_ref: Some(ConfigMapEnvSource {
+                name: names.env_config_map.clone(),
+                optional: None,
+            }),
+            ..Default::default()
+        }]),
+        env: (!env.is_empty()).then_some(env),
+        liveness_probe: Some(probe("/admin/health", 10)),
+        readiness_probe: Some(probe("/admin/ready", 5)),
+        resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
+        // The service writes its fatal configuration error to /dev/termination-log; when it
+        // could not (or died otherwise), the last log lines stand in. Either way the pod's
+        // status says why, and the operator repeats it in the HexCoreService's conditions.
+        termination_message_policy: Some("FallbackToLogsOnError".to_string()),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(1000),
+            run_as_group: Some(1000),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_string()]),
+                add: None,
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_string(),
+                localhost_profile: None,
+            }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(volume_mounts),
+        ..Default::default()
     };
 
-    let mut container = json!({
-        "name": CONTAINER_NAME,
-        "image": spec.image,
-        "ports": [{"name": PORT_NAME, "containerPort": port(hcs), "protocol": "TCP"}],
-        "envFrom": [{"configMapRef": {"name": names.env_config_map}}],
-        "livenessProbe": probe("/admin/health", 10),
-        "readinessProbe": probe("/admin/ready", 5),
-        "resources": spec.resources.as_ref().map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
-            .unwrap_or_else(default_resources),
-        "securityContext": {
-            "runAsNonRoot": true,
-            "runAsUser": 1000,
-            "runAsGroup": 1000,
-            "readOnlyRootFilesystem": true,
-            "allowPrivilegeEscalation": false,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "volumeMounts": volume_mounts,
-    });
-    if !env.is_empty() {
-        container["env"] = Value::Array(env);
-    }
-    if let Some(policy) = &spec.image_pull_policy {
-        container["imagePullPolicy"] = json!(policy);
-    }
+    let pod_spec = PodSpec {
+        automount_service_account_token: Some(false),
+        termination_grace_period_seconds: Some(30),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(1000),
+            run_as_group: Some(1000),
+            fs_group: Some(1000),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_string(),
+                localhost_profile: None,
+            }),
+            ..Default::default()
+        }),
+        containers: vec![container],
+        volumes: Some(volumes),
+        node_selector: placement.node_selector,
+        tolerations: placement.tolerations,
+        affinity: placement.affinity,
+        topology_spread_constraints: placement.topology_spread_constraints,
+        image_pull_secrets: placement.image_pull_secrets,
+        priority_class_name: placement.priority_class_name,
+        ..Default::default()
+    };
 
-    let mut pod_spec = json!({
-        "automountServiceAccountToken": false,
-        "terminationGracePeriodSeconds": 30,
-        "securityContext": {
-            "runAsNonRoot": true,
-            "runAsUser": 1000,
-            "runAsGroup": 1000,
-            "fsGroup": 1000,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [container],
-        "volumes": volumes,
-    });
-    let optional = [
-        ("nodeSelector", serde_json::to_value(&placement.node_selector)),
-        ("tolerations", serde_json::to_value(&placement.tolerations)),
-        ("affinity", serde_json::to_value(&placement.affinity)),
-        (
-            "topologySpreadConstraints",
-            serde_json::to_value(&placement.topology_spread_constraints),
-        ),
-        ("imagePullSecrets", serde_json::to_value(&placement.image_pull_secrets)),
-        (
-            "priorityClassName",
-            serde_json::to_value(&placement.priority_class_name),
-        ),
-    ];
-    for (key, value) in optional {
-        if let Ok(value) = value
-            && !value.is_null()
-        {
-            pod_spec[key] = value;
-        }
-    }
-
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(hcs, &names.deployment),
-        "spec": {
-            "replicas": spec.replicas.unwrap_or(1),
-            "selector": {"matchLabels": selector_labels(&name)},
-            "template": {
-                "metadata": {"labels": labels(&name), "annotations": pod_annotations},
-                "spec": pod_spec,
+    Deployment {
+        metadata: metadata(hcs, &names.deployment),
+        spec: Some(DeploymentSpec {
+            replicas: Some(deployment_replicas(hcs)),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(&name)),
+                match_expressions: None,
             },
-        },
-    })
+            // A redb file is opened by one process at a time: the old pod must be gone before
+            // the new one starts, never both during a rollout. The type is always set (the
+            // rolling update's parameters are the API server's defaults), so a change between
+            // the two is the operator's, whoever touched the field before.
+            strategy: Some(DeploymentStrategy {
+                type_: Some(
+                    if data_claim.is_some() {
+                        "Recreate"
+                    } else {
+                        "RollingUpdate"
+                    }
+                    .to_string(),
+                ),
+                rolling_update: None,
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(&name)),
+                    annotations: Some(pod_annotations),
+                    ..Default::default()
+                }),
+                spec: Some(pod_spec),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
-pub fn service(hcs: &HexCoreService) -> Value {
-    let name = kube::ResourceExt::name_any(hcs);
-    json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(hcs, &Names::of(&name).service),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector_labels(&name),
-            "ports": [{"name": PORT_NAME, "port": port(hcs), "targetPort": PORT_NAME, "protocol": "TCP"}],
-        },
-    })
+pub fn service(hcs: &HexCoreService) -> Service {
+    let name = name_of(hcs);
+    let service_port = |port_name: &str, port: i32| ServicePort {
+        name: Some(port_name.to_string()),
+        port,
+        target_port: Some(IntOrString::String(port_name.to_string())),
+        protocol: Some("TCP".to_string()),
+        ..Default::default()
+    };
+    Service {
+        metadata: metadata(hcs, &Names::of(&name).service),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".to_string()),
+            selector: Some(selector_labels(&name)),
+            ports: Some(vec![
+                service_port(PORT_NAME, port(hcs)),
+                service_port(MANAGEMENT_PORT_NAME, MANAGEMENT_PORT),
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// The PodDisruptionBudget, when the spec asks for one.
-pub fn pod_disruption_budget(hcs: &HexCoreService) -> Option<Value> {
+pub fn pod_disruption_budget(hcs: &HexCoreService) -> Option<PodDisruptionBudget> {
     let pdb = hcs.spec.pod_disruption_budget.as_ref()?;
-    let name = kube::ResourceExt::name_any(hcs);
-    let mut spec = json!({"selector": {"matchLabels": selector_labels(&name)}});
-    if let Some(v) = &pdb.min_available {
-        spec["minAvailable"] = serde_json::to_value(v).ok()?;
-    }
-    if let Some(v) = &pdb.max_unavailable {
-        spec["maxUnavailable"] = serde_json::to_value(v).ok()?;
-    }
-    Some(json!({
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": metadata(hcs, &Names::of(&name).pdb),
-        "spec": spec,
-    }))
+    let name = name_of(hcs);
+    Some(PodDisruptionBudget {
+        metadata: metadata(hcs, &Names::of(&name).pdb),
+        spec: Some(PodDisruptionBudgetSpec {
+            selector: Some(LabelSelector {
+                match_labels: Some(selector_labels(&name)),
+                match_expressions: None,
+            }),
+            min_available: pdb.min_available.clone(),
+            max_unavailable: pdb.max_unavailable.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
 }
 
-/// Every object the operator applies for `hcs` once its catalog is merged and its Secrets are
-/// read, in apply order: catalog ConfigMap, env ConfigMap, Deployment, Service, and the
-/// PodDisruptionBudget when asked for. (The operator-created admin token Secret is not here: it
-/// is created once, never applied.)
-pub fn children(hcs: &HexCoreService, catalog: &MergedCatalog, secrets: &SecretsRead) -> Vec<Value> {
-    let env = environment(hcs);
-    let hash = config_hash(&env, &secrets.digests);
-    let mut objects = vec![
-        catalog_config_map(hcs, catalog),
-        env_config_map(hcs, &env),
-        deployment(hcs, &hash),
-        service(hcs),
-    ];
-    objects.extend(pod_disruption_budget(hcs));
-    objects
+/// One object the operator server-side-applies.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Child {
+    ConfigMap(ConfigMap),
+    PersistentVolumeClaim(PersistentVolumeClaim),
+    Deployment(Box<Deployment>),
+    Service(Service),
+    PodDisruptionBudget(PodDisruptionBudget),
+}
+
+impl Child {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Child::ConfigMap(_) => "ConfigMap",
+            Child::PersistentVolumeClaim(_) => "PersistentVolumeClaim",
+            Child::Deployment(_) => "Deployment",
+            Child::Service(_) => "Service",
+            Child::PodDisruptionBudget(_) => "PodDisruptionBudget",
+        }
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        match self {
+            Child::ConfigMap(o) => &o.metadata,
+            Child::PersistentVolumeClaim(o) => &o.metadata,
+            Child::Deployment(o) => &o.metadata,
+            Child::Service(o) => &o.metadata,
+            Child::PodDisruptionBudget(o) => &o.metadata,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.meta().name.as_deref().unwrap_or_default()
+    }
+
+    /// The object as server-side apply sends it: `apiVersion`, `kind`, and the set fields only.
+    pub fn to_value(&self) -> Value {
+        fn typed<K: kube::Resource<DynamicType = ()> + serde::Serialize>(object: &K) -> Value {
+            let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+            if let Some(map) = value.as_object_mut() {
+                map.insert("apiVersion".into(), Value::String(K::api_version(&()).into_owned()));
+                map.insert("kind".into(), Value::String(K::kind(&()).into_owned()));
+            }
+            value
+        }
+        match self {
+            Child::ConfigMap(o) => typed(o),
+            Child::PersistentVolumeClaim(o) => typed(o),
+            Child::Deployment(o) => typed(o.as_ref()),
+            Child::Service(o) => typed(o),
+            Child::PodDisruptionBudget(o) => typed(o),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::apps::v1::Deployment;
-    use k8s_openapi::api::core::v1::{ConfigMap, Service};
-    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-    use kube::api::ObjectMeta;
+    use k8s_openapi::api::core::v1::Toleration;
 
     use super::*;
+    use crate::catalog::merge_catalogs;
     use crate::crd::*;
+    use crate::secrets::referenced_secrets;
+    use crate::testing::{catalog_spec, hcs, io_adapter, model, postgres_with_credentials_in};
 
-    fn model(name: &str, version: &str, schema: &str) -> CatalogModel {
-        CatalogModel {
-            model: name.into(),
-            version: version.into(),
-            schema_url: Some(schema.into()),
-            shacl_url: None,
-            owl_url: None,
-            openapi_url: None,
-            route_url: None,
-            linkml_url: None,
-            root_class: None,
-        }
-    }
-
-    fn catalog(models: Vec<CatalogModel>) -> ModelCatalogSpec {
-        ModelCatalogSpec { models }
-    }
-
-    /// The postgres IO adapter with its database URL in Secret `name`, key `key`.
-    fn postgres_with_credentials_in(name: &str, key: &str) -> IoAdapterSpec {
-        IoAdapterSpec {
-            id: "postgres".into(),
-            version: None,
-            base_url: None,
-            timeout_ms: None,
-            credentials_secret_ref: Some(SecretKeyRef {
-                name: name.into(),
-                key: key.into(),
-            }),
-        }
-    }
-
-    pub(crate) fn hcs(name: &str) -> HexCoreService {
-        let mut hcs = HexCoreService::new(
-            name,
-            HexCoreServiceSpec {
-                image: "registry.example/hex-core-service:0.1.0".into(),
-                image_pull_policy: None,
-                replicas: Some(2),
-                catalogs: CatalogSelection {
-                    selector: None,
-                    names: Some(vec!["a".into()]),
-                },
-                registry: RegistryPolicy {
-                    allowed_hosts: vec!["models.example".into(), "127.0.0.1:8443".into()],
-                    require_https: None,
-                    cache: None,
-                    fetch_timeout_ms: None,
-                },
-                io_adapter: None,
-                auth: AuthSpec {
-                    mode: "forward_auth".into(),
-                    jwt: None,
-                    forward: None,
-                    none: None,
-                    admin_role: None,
-                    enforce_scopes: None,
-                    admin_token_secret_ref: None,
-                },
-                server: None,
-                log_level: None,
-                metrics: None,
-                resources: None,
-                placement: None,
-                pod_disruption_budget: None,
-                paused: None,
-            },
-        );
-        hcs.metadata = ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some("ns1".into()),
-            uid: Some("uid-1".into()),
-            generation: Some(1),
-            ..Default::default()
-        };
-        hcs
-    }
-
-    #[test]
-    fn merged_catalog_is_sorted_deterministic_and_in_the_service_format() {
-        let a = catalog(vec![
-            model("zeta", "1.0.0", "https://h/z.json"),
-            model("alpha", "2.0.0", "https://h/a2.json"),
-        ]);
-        let b = catalog(vec![model("alpha", "1.0.0", "https://h/a1.json")]);
-        let one = merge_catalogs([("b", &b), ("a", &a)]).unwrap();
-        let two = merge_catalogs([("a", &a), ("b", &b)]).unwrap();
-        assert_eq!(one, two, "input order does not change the bytes");
-        assert_eq!(one.catalogs, ["a", "b"]);
-        assert_eq!(one.model_count, 3);
-        assert_eq!(one.sha256, sha256_hex(one.json.as_bytes()));
-
-        let value: Value = serde_json::from_str(&one.json).unwrap();
-        let keys: Vec<(String, String)> = value["models"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| {
-                (
-                    m["model"].as_str().unwrap().into(),
-                    m["version"].as_str().unwrap().into(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            keys,
-            [
-                ("alpha".into(), "1.0.0".into()),
-                ("alpha".into(), "2.0.0".into()),
-                ("zeta".into(), "1.0.0".into())
-            ]
-        );
-        assert_eq!(value["models"][0]["schema_url"], "https://h/a1.json");
-        assert!(
-            value["models"][0].get("shacl_url").is_none(),
-            "absent URLs are omitted, not null"
-        );
-
-        // The service itself accepts the bytes, with no warnings.
-        let parsed = hex_core_service::domain::catalog::Catalog::parse(one.json.as_bytes()).unwrap();
-        assert_eq!(parsed.entries.len(), 3);
-        assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
-    }
-
-    #[test]
-    fn every_field_of_a_catalog_model_reaches_the_service_format() {
-        let full = CatalogModel {
-            model: "m".into(),
-            version: "1".into(),
-            schema_url: Some("https://h/s".into()),
-            shacl_url: Some("https://h/sh".into()),
-            owl_url: Some("https://h/o".into()),
-            openapi_url: Some("https://h/oa".into()),
-            route_url: Some("https://h/r".into()),
-            linkml_url: Some("https://h/l".into()),
-            root_class: Some("Root".into()),
-        };
-        let spec = catalog(vec![full]);
-        let merged = merge_catalogs([("c", &spec)]).unwrap();
-        let value: Value = serde_json::from_str(&merged.json).unwrap();
-        let entry = value["models"][0].as_object().unwrap();
-        let keys: Vec<&str> = entry.keys().map(String::as_str).collect();
-        assert_eq!(
-            keys,
-            [
-                "model",
-                "version",
-                "schema_url",
-                "shacl_url",
-                "owl_url",
-                "openapi_url",
-                "route_url",
-                "linkml_url",
-                "root_class"
-            ]
-        );
-        let parsed = hex_core_service::domain::catalog::Catalog::parse(merged.json.as_bytes()).unwrap();
-        assert_eq!(parsed.entries[0].root_class.as_deref(), Some("Root"));
-        assert_eq!(parsed.entries[0].artifacts.len(), 6);
-    }
-
-    #[test]
-    fn identical_declarations_in_two_catalogs_merge_into_one_entry() {
-        let a = catalog(vec![model("m", "1", "https://h/m.json")]);
-        let b = catalog(vec![
-            model("m", "1", "https://h/m.json"),
-            model("n", "1", "https://h/n.json"),
-        ]);
-        let merged = merge_catalogs([("a", &a), ("b", &b)]).unwrap();
-        assert_eq!(merged.model_count, 2);
-    }
-
-    #[test]
-    fn conflicting_declarations_name_both_catalogs() {
-        let a = catalog(vec![model("m", "1", "https://h/one.json")]);
-        let b = catalog(vec![model("m", "1", "https://h/two.json")]);
-        let error = merge_catalogs([("zz-second", &b), ("aa-first", &a)]).unwrap_err();
-        assert_eq!(
-            error,
-            MergeError::Conflict {
-                model: "m".into(),
-                version: "1".into(),
-                first: "aa-first".into(),
-                second: "zz-second".into()
-            }
-        );
-        let message = error.to_string();
-        assert!(message.contains("\"aa-first\"") && message.contains("\"zz-second\"") && message.contains("m@1"));
-    }
-
-    #[test]
-    fn an_empty_selection_is_an_empty_but_valid_catalog() {
-        let merged = merge_catalogs(std::iter::empty()).unwrap();
-        assert_eq!(merged.model_count, 0);
-        hex_core_service::domain::catalog::Catalog::parse(merged.json.as_bytes()).unwrap();
-    }
+    const IMAGE: &str = "registry.example/hex-core-service:0.1.0";
 
     #[test]
     fn catalog_config_map_carries_the_exact_bytes_and_an_owner_reference() {
-        let spec = catalog(vec![model("m", "1", "https://h/m.json")]);
+        let spec = catalog_spec(vec![model("m", "1", "https://h/m.json")]);
         let merged = merge_catalogs([("a", &spec)]).unwrap();
-        let cm: ConfigMap = serde_json::from_value(catalog_config_map(&hcs("svc"), &merged)).unwrap();
+        let cm = catalog_config_map(&hcs("svc"), &merged);
         assert_eq!(cm.metadata.name.as_deref(), Some("svc-catalog"));
         assert_eq!(cm.metadata.namespace.as_deref(), Some("ns1"));
         let data = cm.data.unwrap();
@@ -983,7 +746,11 @@ mod tests {
             env["REGISTRY_REQUIRE_HTTPS"], "true",
             "HTTPS is required unless the spec says otherwise"
         );
-        assert_eq!(env["IO_ADAPTER_ID"], "memory");
+        assert_eq!(env["IO_ADAPTER_ID"], "http");
+        assert_eq!(
+            env["SERVER_MANAGEMENT_PORT"], "9464",
+            "probes and metrics on their own listener"
+        );
         assert_eq!(env["AUTH_MODE"], "forward_auth");
         assert_eq!(env["AUTH_ADMIN_TOKEN_FILE"], "/var/run/hex-core/admin/token");
         assert_eq!(env["SERVER_PORT"], "8080");
@@ -1005,11 +772,10 @@ mod tests {
         });
         h.spec.registry.fetch_timeout_ms = Some(2500);
         h.spec.io_adapter = Some(IoAdapterSpec {
-            id: "http".into(),
             version: Some("v2".into()),
             base_url: Some("https://io.example".into()),
             timeout_ms: Some(700),
-            credentials_secret_ref: None,
+            ..io_adapter("http")
         });
         h.spec.auth = AuthSpec {
             mode: "jwt_jwks".into(),
@@ -1092,10 +858,15 @@ mod tests {
     }
 
     #[test]
-    fn deployment_is_hardened_probed_and_mounts_catalog_and_token_read_only() {
-        let d: Deployment = serde_json::from_value(deployment(&hcs("svc"), "cfg-hash")).unwrap();
+    fn deployment_is_hardened_probed_on_the_management_port_and_mounts_catalog_and_token_read_only() {
+        let d = deployment(&hcs("svc"), "cfg-hash", IMAGE);
         let spec = d.spec.unwrap();
         assert_eq!(spec.replicas, Some(2));
+        assert_eq!(
+            spec.strategy.unwrap().type_.as_deref(),
+            Some("RollingUpdate"),
+            "a rolling update for a shared record store"
+        );
         let template = spec.template;
         let annotations = template.metadata.as_ref().unwrap().annotations.clone().unwrap();
         assert_eq!(annotations[CONFIG_HASH_ANNOTATION], "cfg-hash");
@@ -1110,6 +881,8 @@ mod tests {
         assert_eq!((psc.run_as_non_root, psc.run_as_user), (Some(true), Some(1000)));
         assert_eq!(psc.seccomp_profile.unwrap().type_, "RuntimeDefault");
         let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some(IMAGE));
+        assert_eq!(c.termination_message_policy.as_deref(), Some("FallbackToLogsOnError"));
         let sc = c.security_context.clone().unwrap();
         assert_eq!(sc.run_as_non_root, Some(true));
         assert_eq!(sc.run_as_user, Some(1000));
@@ -1117,14 +890,23 @@ mod tests {
         assert_eq!(sc.allow_privilege_escalation, Some(false));
         assert_eq!(sc.capabilities.unwrap().drop.unwrap(), ["ALL"]);
         assert_eq!(sc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        let ports: Vec<(Option<&str>, i32)> = c
+            .ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| (p.name.as_deref(), p.container_port))
+            .collect();
+        assert_eq!(ports, [(Some("http"), 8080), (Some("management"), 9464)]);
         let live = c.liveness_probe.clone().unwrap().http_get.unwrap();
         let ready = c.readiness_probe.clone().unwrap().http_get.unwrap();
         assert_eq!(live.path.as_deref(), Some("/admin/health"));
         assert_eq!(ready.path.as_deref(), Some("/admin/ready"));
+        for probe in [&live, &ready] {
+            assert_eq!(probe.port, IntOrString::String("management".into()));
+        }
         let resources = c.resources.clone().unwrap();
-        let q = |m: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, k: &str| {
-            m.as_ref().unwrap()[k].0.clone()
-        };
+        let q = |m: &Option<BTreeMap<String, Quantity>>, k: &str| m.as_ref().unwrap()[k].0.clone();
         assert_eq!(q(&resources.requests, "cpu"), "100m");
         assert_eq!(q(&resources.requests, "memory"), "128Mi");
         assert_eq!(q(&resources.limits, "cpu"), "500m");
@@ -1135,6 +917,10 @@ mod tests {
         assert_eq!(mount("catalog").read_only, Some(true));
         assert_eq!(mount("admin-token").mount_path, ADMIN_TOKEN_DIR);
         assert_eq!(mount("admin-token").read_only, Some(true));
+        assert!(
+            mounts.iter().all(|m| m.name != "data"),
+            "no data volume for the http store"
+        );
         let volumes = pod.volumes.unwrap();
         let catalog_volume = volumes.iter().find(|v| v.name == "catalog").unwrap();
         assert_eq!(catalog_volume.config_map.as_ref().unwrap().name, "svc-catalog");
@@ -1150,6 +936,92 @@ mod tests {
     }
 
     #[test]
+    fn the_serialized_deployment_holds_only_what_is_set() {
+        let value = Child::Deployment(Box::new(deployment(&hcs("svc"), "h", IMAGE))).to_value();
+        assert_eq!(value["apiVersion"], "apps/v1");
+        assert_eq!(value["kind"], "Deployment");
+        let container = &value["spec"]["template"]["spec"]["containers"][0];
+        assert!(container.get("env").is_none(), "no empty env list: {container}");
+        assert!(container.get("command").is_none());
+        assert_eq!(
+            value["spec"]["strategy"],
+            serde_json::json!({"type": "RollingUpdate"}),
+            "the parameters are the API server's defaults"
+        );
+        assert!(value.get("status").is_none());
+    }
+
+    #[test]
+    fn embedded_gets_a_claim_one_replica_and_the_recreate_strategy() {
+        let mut h = hcs("svc");
+        h.spec.io_adapter = Some(io_adapter("embedded"));
+        h.spec.replicas = Some(3); // stored before the admission rule existed
+        let d = deployment(&h, "h", IMAGE);
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(1), "never two pods on one redb file");
+        assert_eq!(spec.strategy.unwrap().type_.as_deref(), Some("Recreate"));
+        let pod = spec.template.spec.unwrap();
+        let data = pod.volumes.unwrap().into_iter().find(|v| v.name == "data").unwrap();
+        assert_eq!(data.persistent_volume_claim.unwrap().claim_name, "svc-data");
+        assert!(data.empty_dir.is_none());
+        let mounts = pod.containers[0].volume_mounts.clone().unwrap();
+        assert!(mounts.iter().any(|m| m.name == "data" && m.mount_path == DATA_DIR));
+        assert!(unshared_records_problem(&h).unwrap().contains("embedded record store"));
+
+        let claim = data_claim(&h).unwrap();
+        assert_eq!(claim.metadata.name.as_deref(), Some("svc-data"));
+        let claim_spec = claim.spec.unwrap();
+        assert_eq!(claim_spec.access_modes.unwrap(), ["ReadWriteOnce"]);
+        assert_eq!(claim_spec.resources.unwrap().requests.unwrap()["storage"].0, "1Gi");
+        assert_eq!(claim_spec.storage_class_name, None);
+
+        // A claim of the user's: mounted, never created.
+        h.spec.io_adapter.as_mut().unwrap().storage = Some(StorageSpec {
+            claim_name: Some("mine".into()),
+            size: None,
+            storage_class_name: None,
+        });
+        assert!(data_claim(&h).is_none());
+        assert_eq!(data_claim_name(&h).as_deref(), Some("mine"));
+        h.spec.io_adapter.as_mut().unwrap().storage = Some(StorageSpec {
+            claim_name: None,
+            size: Some(Quantity("5Gi".into())),
+            storage_class_name: Some("fast".into()),
+        });
+        let claim_spec = data_claim(&h).unwrap().spec.unwrap();
+        assert_eq!(claim_spec.resources.unwrap().requests.unwrap()["storage"].0, "5Gi");
+        assert_eq!(claim_spec.storage_class_name.as_deref(), Some("fast"));
+    }
+
+    #[test]
+    fn memory_runs_one_replica_and_the_shared_stores_any_number() {
+        let mut h = hcs("svc");
+        h.spec.io_adapter = None;
+        h.spec.replicas = Some(4);
+        assert_eq!(io_adapter_id(&h), "memory");
+        assert_eq!(deployment_replicas(&h), 1);
+        assert!(unshared_records_problem(&h).unwrap().contains("memory record store"));
+        h.spec.replicas = Some(1);
+        assert_eq!(unshared_records_problem(&h), None);
+        h.spec.replicas = Some(0);
+        assert_eq!(deployment_replicas(&h), 0, "scaling to zero is always allowed");
+        for id in ["http", "postgres"] {
+            h.spec.io_adapter = Some(io_adapter(id));
+            h.spec.replicas = Some(4);
+            assert_eq!(deployment_replicas(&h), 4, "{id}");
+            assert_eq!(unshared_records_problem(&h), None, "{id}");
+        }
+    }
+
+    #[test]
+    fn the_image_defaults_to_the_operators_own_version() {
+        let mut h = hcs("svc");
+        assert_eq!(image(&h, "hex-core-service:9.9.9"), IMAGE);
+        h.spec.image = None;
+        assert_eq!(image(&h, "hex-core-service:9.9.9"), "hex-core-service:9.9.9");
+    }
+
+    #[test]
     fn deployment_takes_placement_resources_and_secret_backed_credentials_from_the_spec() {
         let mut h = hcs("svc");
         h.spec.io_adapter = Some(postgres_with_credentials_in("db", "url"));
@@ -1159,7 +1031,7 @@ mod tests {
         });
         h.spec.placement = Some(PlacementSpec {
             node_selector: Some(BTreeMap::from([("zone".into(), "a".into())])),
-            tolerations: Some(vec![k8s_openapi::api::core::v1::Toleration {
+            tolerations: Some(vec![Toleration {
                 key: Some("dedicated".into()),
                 operator: Some("Exists".into()),
                 ..Default::default()
@@ -1173,8 +1045,7 @@ mod tests {
             priority_class_name: Some("high".into()),
         });
         h.spec.image_pull_policy = Some("Always".into());
-        let d: Deployment = serde_json::from_value(deployment(&h, "h")).unwrap();
-        let pod = d.spec.unwrap().template;
+        let pod = deployment(&h, "h", IMAGE).spec.unwrap().template;
         assert_eq!(pod.metadata.unwrap().annotations.unwrap()["team"], "x");
         let pod = pod.spec.unwrap();
         assert_eq!(pod.node_selector.unwrap()["zone"], "a");
@@ -1196,17 +1067,21 @@ mod tests {
         let secret = token.secret.unwrap();
         assert_eq!(secret.secret_name.as_deref(), Some("my-token"));
         assert_eq!(secret.items.unwrap()[0].key, "value");
-        let refs = referenced_secrets(&h);
-        assert_eq!(refs.len(), 2);
+        assert_eq!(referenced_secrets(&h).len(), 2);
     }
 
     #[test]
-    fn service_exposes_the_named_port_and_selects_the_pods() {
-        let s: Service = serde_json::from_value(service(&hcs("svc"))).unwrap();
-        let spec = s.spec.unwrap();
+    fn service_exposes_the_named_ports_and_selects_the_pods() {
+        let spec = service(&hcs("svc")).spec.unwrap();
         assert_eq!(spec.selector.unwrap()["app.kubernetes.io/instance"], "svc");
-        let port = &spec.ports.unwrap()[0];
-        assert_eq!((port.name.as_deref(), port.port), (Some(PORT_NAME), 8080));
+        let ports: Vec<(Option<String>, i32)> = spec.ports.unwrap().into_iter().map(|p| (p.name, p.port)).collect();
+        assert_eq!(
+            ports,
+            [
+                (Some(PORT_NAME.to_string()), 8080),
+                (Some("management".to_string()), 9464)
+            ]
+        );
     }
 
     #[test]
@@ -1214,135 +1089,10 @@ mod tests {
         let mut h = hcs("svc");
         assert!(pod_disruption_budget(&h).is_none());
         h.spec.pod_disruption_budget = Some(PdbSpec {
-            min_available: Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1)),
+            min_available: Some(IntOrString::Int(1)),
             max_unavailable: None,
         });
-        let pdb: PodDisruptionBudget = serde_json::from_value(pod_disruption_budget(&h).unwrap()).unwrap();
-        assert_eq!(
-            pdb.spec.unwrap().min_available,
-            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
-        );
-    }
-
-    fn named_catalog(name: &str, labels: &[(&str, &str)], models: Vec<CatalogModel>) -> ModelCatalog {
-        let mut c = ModelCatalog::new(name, catalog(models));
-        c.metadata.namespace = Some("ns1".into());
-        c.metadata.labels = Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
-        c
-    }
-
-    #[test]
-    fn selection_merges_named_and_labelled_catalogs_of_the_namespace_only() {
-        let mut h = hcs("svc");
-        h.spec.catalogs.names = Some(vec!["a".into()]);
-        h.spec.catalogs.selector = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
-            match_labels: Some(BTreeMap::from([("tier".into(), "prod".into())])),
-            ..Default::default()
-        });
-        let a = named_catalog("a", &[], vec![model("m", "1", "https://h/m.json")]);
-        let b = named_catalog("b", &[("tier", "prod")], vec![model("n", "1", "https://h/n.json")]);
-        let dev = named_catalog("dev", &[("tier", "dev")], vec![model("x", "1", "https://h/x.json")]);
-        let mut elsewhere = named_catalog("c", &[("tier", "prod")], vec![model("y", "1", "https://h/y.json")]);
-        elsewhere.metadata.namespace = Some("ns2".into());
-        let selection = select_and_merge(&h, [&a, &b, &dev, &elsewhere]);
-        assert_eq!(selection.selected, BTreeSet::from(["a".to_string(), "b".to_string()]));
-        let merged = selection.merged.unwrap();
-        assert_eq!(
-            (merged.model_count, merged.catalogs.clone()),
-            (2, vec!["a".into(), "b".into()])
-        );
-    }
-
-    #[test]
-    fn a_listed_catalog_that_is_absent_is_not_found_rather_than_empty() {
-        let mut h = hcs("svc");
-        h.spec.catalogs.names = Some(vec!["z".into(), "a".into(), "y".into()]);
-        let a = named_catalog("a", &[], vec![model("m", "1", "https://h/m.json")]);
-        let selection = select_and_merge(&h, [&a]);
-        let error = selection.merged.unwrap_err();
-        assert_eq!(error.reason(), "CatalogNotFound");
-        assert_eq!(
-            error.to_string(),
-            "ModelCatalog \"y\", \"z\" not found in namespace ns1"
-        );
-        assert_eq!(
-            selection.listed.len(),
-            3,
-            "listed names are remembered for re-triggering"
-        );
-    }
-
-    #[test]
-    fn secrets_are_read_from_data_or_string_data_and_problems_are_named() {
-        let mut h = hcs("svc");
-        h.spec.io_adapter = Some(postgres_with_credentials_in("db", "url"));
-        let admin = Secret {
-            data: Some(BTreeMap::from([(
-                "token".to_string(),
-                k8s_openapi::ByteString(b"t0k3n\n".to_vec()),
-            )])),
-            ..Default::default()
-        };
-        let secrets = BTreeMap::from([("svc-admin-token".to_string(), admin.clone())]);
-        let read = read_secrets(&h, &secrets);
-        assert_eq!(read.admin_token.as_deref(), Some("t0k3n"), "trimmed");
-        assert_eq!(
-            read.digests["svc-admin-token/token"],
-            sha256_hex(b"t0k3n\n"),
-            "digest of the raw bytes"
-        );
-        assert_eq!(
-            read.problems,
-            [SecretProblem::NotFound {
-                name: "db".into(),
-                namespace: "ns1".into()
-            }]
-        );
-
-        let db = Secret {
-            string_data: Some(BTreeMap::from([("other".to_string(), "x".to_string())])),
-            ..Default::default()
-        };
-        let secrets = BTreeMap::from([("svc-admin-token".to_string(), admin), ("db".to_string(), db)]);
-        let read = read_secrets(&h, &secrets);
-        assert_eq!(read.problems[0].reason(), "SecretKeyNotFound");
-        assert_eq!(read.problems[0].to_string(), "Secret \"db\" has no key \"url\"");
-    }
-
-    #[test]
-    fn children_come_in_apply_order_with_the_pdb_last_when_asked_for() {
-        let mut h = hcs("svc");
-        h.spec.pod_disruption_budget = Some(PdbSpec {
-            min_available: None,
-            max_unavailable: Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1)),
-        });
-        let merged = merge_catalogs(std::iter::empty()).unwrap();
-        let kinds: Vec<String> = children(&h, &merged, &SecretsRead::default())
-            .iter()
-            .map(|o| {
-                format!(
-                    "{}/{}",
-                    o["kind"].as_str().unwrap(),
-                    o["metadata"]["name"].as_str().unwrap()
-                )
-            })
-            .collect();
-        assert_eq!(
-            kinds,
-            [
-                "ConfigMap/svc-catalog",
-                "ConfigMap/svc-env",
-                "Deployment/svc",
-                "Service/svc",
-                "PodDisruptionBudget/svc"
-            ]
-        );
-    }
-
-    #[test]
-    fn random_tokens_are_long_and_distinct() {
-        let (a, b) = (random_token().unwrap(), random_token().unwrap());
-        assert_eq!(a.len(), 64);
-        assert_ne!(a, b);
+        let pdb = pod_disruption_budget(&h).unwrap();
+        assert_eq!(pdb.spec.unwrap().min_available, Some(IntOrString::Int(1)));
     }
 }

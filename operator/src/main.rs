@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use hex_core_operator::controller::Settings;
+use hex_core_operator::controller::{DEFAULT_SERVICE_IMAGE_REPOSITORY, Settings, default_service_image};
 use hex_core_operator::lease::ElectionTiming;
 use hex_core_operator::operator::{self, Election, Options};
 
@@ -41,6 +41,10 @@ enum Command {
         /// Namespace of input objects that name none.
         #[arg(short = 'n', long)]
         namespace: Option<String>,
+        /// Repository of the image of HexCoreServices without `spec.image` (the tag is this
+        /// operator's version), as the running operator's setting of the same name.
+        #[arg(long, env = "HEX_OPERATOR_SERVICE_IMAGE_REPOSITORY", default_value = DEFAULT_SERVICE_IMAGE_REPOSITORY)]
+        service_image_repository: String,
     },
 }
 
@@ -68,6 +72,10 @@ struct RunArgs {
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     log_level: String,
+    /// Repository of the image of HexCoreServices without `spec.image`; the tag is this
+    /// operator's version, so omitting `spec.image` runs the service released with the operator.
+    #[arg(long, env = "HEX_OPERATOR_SERVICE_IMAGE_REPOSITORY", default_value = DEFAULT_SERVICE_IMAGE_REPOSITORY)]
+    service_image_repository: String,
 }
 
 fn main() {
@@ -88,12 +96,13 @@ fn main() {
             files,
             admin_token_file,
             namespace,
-        }) => render(files, admin_token_file, namespace),
+            service_image_repository,
+        }) => render(files, admin_token_file, namespace, &service_image_repository),
         None => run(cli.run),
     }
 }
 
-fn render(files: Vec<PathBuf>, admin_token_file: Option<PathBuf>, namespace: Option<String>) {
+fn render(files: Vec<PathBuf>, admin_token_file: Option<PathBuf>, namespace: Option<String>, repository: &str) {
     use hex_core_operator::render::{self, AdminToken, Options};
     let result = admin_token_file
         .as_deref()
@@ -104,6 +113,7 @@ fn render(files: Vec<PathBuf>, admin_token_file: Option<PathBuf>, namespace: Opt
                 files,
                 admin_token: token.map_or(AdminToken::Random, AdminToken::Fixed),
                 namespace,
+                default_image: default_service_image(repository),
             })
         });
     match result {
@@ -156,6 +166,7 @@ fn run(args: RunArgs) {
             }),
             settings: Settings {
                 instance: identity,
+                default_service_image: default_service_image(&args.service_image_repository),
                 ..Settings::default()
             },
         };

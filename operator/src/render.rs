@@ -15,8 +15,12 @@ use kube::ResourceExt;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::catalog::SelectionError;
 use crate::crd::{GROUP, HexCoreService, ModelCatalog};
-use crate::desired::{self, SecretProblem, SelectionError};
+use crate::decide;
+use crate::desired::Child;
+use crate::observe::Observed;
+use crate::secrets::{self, SecretProblem};
 
 /// Where the admin token of a HexCoreService without `adminTokenSecretRef` comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +40,8 @@ pub struct Options {
     /// Namespace of objects that name none (like `kubectl apply -n`). When neither is set, the
     /// output names no namespace either.
     pub namespace: Option<String>,
+    /// Image of services whose spec names none (the operator's default).
+    pub default_image: String,
 }
 
 /// Why nothing was rendered. Each names the file and document (1-based) or the object at fault.
@@ -130,65 +136,54 @@ pub fn render(options: &Options) -> Result<String, RenderError> {
         return Err(RenderError::NoService { files });
     }
     let mut out = String::new();
-    for object in objects(&inputs, &options.admin_token)? {
+    for object in objects(&inputs, options)? {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&object).map_err(RenderError::Output)?);
     }
     Ok(out)
 }
 
-/// The objects of every service, services in (namespace, name) order.
-fn objects(inputs: &Inputs, admin_token: &AdminToken) -> Result<Vec<Value>, RenderError> {
+/// The objects of every service, services in (namespace, name) order: the controller's own
+/// assembly (`decide::assemble`) of an observation with nothing live.
+fn objects(inputs: &Inputs, options: &Options) -> Result<Vec<Value>, RenderError> {
     let mut services: Vec<&Sourced<HexCoreService>> = inputs.services.iter().collect();
     services.sort_by_key(|s| (s.object.namespace(), s.object.name_any()));
-    let catalogs: Vec<&ModelCatalog> = inputs.catalogs.iter().map(|c| &c.object).collect();
     let mut out = Vec::new();
     for Sourced { object: hcs, origin } in services {
         let service = qualified(hcs);
-        let merged = desired::select_and_merge(hcs, catalogs.iter().copied())
-            .merged
-            .map_err(|source| RenderError::Selection {
-                service: service.clone(),
-                origin: origin.clone(),
-                source: Box::new(source),
-            })?;
-
-        // The Secrets this service's pods read: the input's, plus the admin token Secret the
-        // operator would create when the spec names none.
-        let mut secrets: BTreeMap<String, Secret> = inputs
+        let token = match &options.admin_token {
+            AdminToken::Fixed(token) => token.clone(),
+            AdminToken::Random => secrets::random_token().map_err(|e| RenderError::Random(e.to_string()))?,
+        };
+        let mut observed = Observed::of(hcs.clone(), &options.default_image, &token);
+        observed.catalogs = inputs.catalogs.iter().map(|c| c.object.clone()).collect();
+        observed.secrets = inputs
             .secrets
             .iter()
             .filter(|s| s.object.namespace() == hcs.namespace())
             .map(|s| (s.object.name_any(), s.object.clone()))
             .collect();
-        let generated = match hcs.spec.auth.admin_token_secret_ref {
-            Some(_) => None,
-            None => {
-                let token = match admin_token {
-                    AdminToken::Fixed(token) => token.clone(),
-                    AdminToken::Random => desired::random_token().map_err(|e| RenderError::Random(e.to_string()))?,
-                };
-                let name = desired::Names::of(&hcs.name_any()).admin_token_secret;
-                let as_read = Secret {
-                    string_data: Some(BTreeMap::from([(desired::ADMIN_TOKEN_KEY.to_string(), token.clone())])),
-                    ..Default::default()
-                };
-                secrets.insert(name, as_read);
-                Some(desired::admin_token_secret(hcs, &token))
-            }
-        };
-        let read = desired::read_secrets(hcs, &secrets);
-        if let Some(problem) = read.problems.first().cloned() {
+        let assembly = decide::assemble(&observed);
+        if let Err(source) = assembly.selection.merged {
+            return Err(RenderError::Selection {
+                service,
+                origin: origin.clone(),
+                source: Box::new(source),
+            });
+        }
+        if let Some(problem) = assembly.secrets.problems.first().cloned() {
             return Err(RenderError::Secret {
                 service,
                 origin: origin.clone(),
                 source: problem,
             });
         }
-        let mut children = desired::children(hcs, &merged, &read).into_iter();
+        let mut children = assembly.children.iter().map(Child::to_value);
         // The operator's order: ConfigMaps, then the Secret the pods mount, then the rest.
         out.extend(children.by_ref().take(2));
-        out.extend(generated);
+        if let Some(secret) = &assembly.admin_token_secret {
+            out.push(serde_json::to_value(secret).map_err(|e| RenderError::Output(serde::ser::Error::custom(e)))?);
+        }
         out.extend(children);
     }
     Ok(out)
@@ -289,6 +284,7 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+    use crate::desired;
 
     const CATALOG: &str = r#"
 apiVersion: hex-core.dev/v1alpha1
@@ -309,6 +305,7 @@ spec:
   replicas: 3
   catalogs: {selector: {matchLabels: {tier: prod}}}
   registry: {allowedHosts: [h]}
+  ioAdapter: {id: http, baseUrl: "https://records.example"}
   auth: {mode: forward_auth}
   podDisruptionBudget: {maxUnavailable: 1}
 "#;
@@ -324,6 +321,7 @@ spec:
             files: files.iter().map(|f| f.path().to_path_buf()).collect(),
             admin_token: token.map_or(AdminToken::Random, |t| AdminToken::Fixed(t.into())),
             namespace: Some("team-a".into()),
+            default_image: "hex-core-service:9.9.9".into(),
         }
     }
 
@@ -363,12 +361,16 @@ spec:
         }
         // The same functions as the controller: the merged catalog and the config hash.
         let catalog: ModelCatalog = serde_yaml::from_str(CATALOG).unwrap();
-        let merged = desired::merge_catalogs([("ce-rise", &catalog.spec)]).unwrap();
+        let merged = crate::catalog::merge_catalogs([("ce-rise", &catalog.spec)]).unwrap();
         assert_eq!(docs[0]["data"]["catalog.json"], merged.json.as_str());
         let mut hcs: HexCoreService = serde_yaml::from_str(SERVICE).unwrap();
         hcs.metadata.namespace = Some("team-a".into());
         let digests = BTreeMap::from([("passports-admin-token/token".to_string(), desired::sha256_hex(b"t0k3n"))]);
         let hash = desired::config_hash(&desired::environment(&hcs), &digests);
+        assert_eq!(
+            docs[3]["spec"]["template"]["spec"]["containers"][0]["image"], "i:1",
+            "spec.image wins over the default"
+        );
         assert_eq!(
             docs[3]["spec"]["template"]["metadata"]["annotations"][desired::CONFIG_HASH_ANNOTATION],
             hash.as_str()

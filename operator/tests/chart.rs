@@ -20,7 +20,9 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use serde_json::{Value, json};
-use support::{RunningOperator, TestNs, eventually, fast_settings, install_crds, plane, repo_root, yaml_documents};
+use support::{
+    OwnPlane, RunningOperator, TestNs, eventually, fast_settings, install_crds, plane, repo_root, yaml_documents,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -401,11 +403,15 @@ async fn helm_install_gives_the_operator_exactly_the_rights_it_needs() {
         (vec!["delete", "poddisruptionbudgets.policy", "-n", w], true),
         (vec!["create", "events.events.k8s.io", "-n", w], true),
         (vec!["update", "leases.coordination.k8s.io", "-n", r], true),
+        (vec!["watch", "pods", "-n", w], true),
+        (vec!["patch", "persistentvolumeclaims", "-n", w], true),
         // Outside the chart's rules:
         (vec!["get", "secrets", "-n", o], false),
         (vec!["list", "hexcoreservices.hex-core.dev", "-n", o], false),
         (vec!["update", "leases.coordination.k8s.io", "-n", w], false),
         (vec!["delete", "deployments.apps", "-n", w], false),
+        (vec!["delete", "persistentvolumeclaims", "-n", w], false),
+        (vec!["get", "configmaps", "-n", w], false),
         (vec!["update", "secrets", "-n", w], false),
         (vec!["patch", "hexcoreservices.hex-core.dev", "-n", w], false),
         (vec!["delete", "namespaces"], false),
@@ -576,49 +582,6 @@ fn argo_cd_applications_sync_the_operator_before_the_catalogs() {
         resources.iter().all(|r| !r.as_str().unwrap().starts_with("argocd")),
         "{resources:?}"
     );
-}
-
-/// A control plane of its own (CRDs are cluster-wide: on the shared plane other tests own them).
-struct OwnPlane {
-    state: PathBuf,
-    kubeconfig: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl OwnPlane {
-    fn up() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("plane");
-        let out = Command::new(repo_root().join("scripts/control-plane"))
-            .arg("up")
-            .arg(&state)
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/control-plane up");
-        assert!(out.status.success(), "scripts/control-plane up failed");
-        let exports = String::from_utf8(out.stdout).unwrap();
-        let kubeconfig = exports
-            .lines()
-            .find_map(|l| l.strip_prefix("export KUBECONFIG="))
-            .map(|v| PathBuf::from(v.trim_matches('\'')))
-            .expect("KUBECONFIG export");
-        Self {
-            state,
-            kubeconfig,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for OwnPlane {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/control-plane"))
-            .arg("down")
-            .arg(&self.state)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {

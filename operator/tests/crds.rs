@@ -3,8 +3,8 @@
 mod support;
 
 use hex_core_operator::crd::{HexCoreService, ModelCatalog};
-use kube::Api;
 use kube::api::PostParams;
+use kube::{Api, CustomResourceExt};
 use serde_json::{Value, json};
 use support::{TestNs, api_error_message, install_crds};
 
@@ -181,12 +181,173 @@ async fn invalid_services_are_rejected_with_the_servers_message() {
             json!({"podDisruptionBudget": {"minAvailable": 1, "maxUnavailable": 1}}),
             "set exactly one of minAvailable and maxUnavailable",
         ),
+        (
+            "memory3",
+            json!({"replicas": 3}),
+            "replicas > 1 needs a record store the replicas share: ioAdapter.id http or postgres",
+        ),
+        (
+            "embedded2",
+            json!({"replicas": 2, "ioAdapter": {"id": "embedded"}}),
+            "memory, the default, and embedded keep records inside each replica",
+        ),
+        (
+            "storage",
+            json!({"ioAdapter": {"id": "postgres", "credentialsSecretRef": {"name": "db", "key": "url"},
+                                 "storage": {"size": "1Gi"}}}),
+            "storage is only for the embedded adapter",
+        ),
+        (
+            "claim",
+            json!({"ioAdapter": {"id": "embedded", "storage": {"claimName": "mine", "size": "1Gi"}}}),
+            "name an existing claim (claimName) or let the operator create one (size, storageClassName), not both",
+        ),
     ];
     for (name, patch, expected) in cases {
         let (code, message) = api_error_message(create_raw(&api, &service(name, patch)).await);
         assert_eq!(code, 422, "{name}: {message}");
         assert!(message.contains(expected), "{name}: expected {expected:?} in {message}");
     }
+    let (_, message) = api_error_message(create_raw(&api, &service("field", json!({"replicas": 2}))).await);
+    assert!(
+        message.contains("spec.replicas"),
+        "the message names the field: {message}"
+    );
+}
+
+#[tokio::test]
+async fn replicas_beyond_one_need_a_shared_record_store_and_kubectl_scale_obeys_it() {
+    let ns = TestNs::new("crd-replicas").await;
+    install_crds(&ns.client).await;
+    let api: Api<HexCoreService> = Api::namespaced(ns.client.clone(), &ns.name);
+    for (name, adapter) in [
+        ("http", json!({"id": "http", "baseUrl": "https://records.example"})),
+        (
+            "pg",
+            json!({"id": "postgres", "credentialsSecretRef": {"name": "db", "key": "url"}}),
+        ),
+    ] {
+        create_raw(&api, &service(name, json!({"replicas": 3, "ioAdapter": adapter})))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: shared stores take any replica count: {e}"));
+    }
+    for (name, adapter) in [
+        ("mem", json!({"id": "memory"})),
+        (
+            "emb",
+            json!({"id": "embedded", "storage": {"size": "2Gi", "storageClassName": "fast"}}),
+        ),
+    ] {
+        create_raw(&api, &service(name, json!({"replicas": 1, "ioAdapter": adapter})))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: one replica is always allowed: {e}"));
+        let out = ns.kubectl(&["scale", &format!("hexcoreservice/{name}"), "--replicas=2"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: kubectl scale to 2 must be refused");
+        assert!(
+            stderr.contains("replicas > 1 needs a record store the replicas share"),
+            "{name}: {stderr}"
+        );
+        let out = ns.kubectl(&["scale", &format!("hexcoreservice/{name}"), "--replicas=0"]);
+        assert!(
+            out.status.success(),
+            "{name}: scaling to zero: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // spec.image may be omitted (the operator's own version then runs).
+    let mut no_image = service("noimage", json!({}));
+    no_image.spec.image = None;
+    create_raw(&api, &no_image).await.expect("spec.image is optional");
+}
+
+/// The CRD as it was before the replicas rule (standing in for the previous release's).
+fn crd_without_the_replicas_rule()
+-> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    let mut crd = serde_json::to_value(HexCoreService::crd()).unwrap();
+    let rules = crd
+        .pointer_mut("/spec/versions/0/schema/openAPIV3Schema/properties/spec/x-kubernetes-validations")
+        .and_then(Value::as_array_mut)
+        .expect("the spec's CEL rules");
+    rules.retain(|r| !r["rule"].as_str().unwrap_or_default().contains("self.replicas"));
+    assert!(rules.is_empty(), "the replicas rule is the only one on spec");
+    let spec = crd
+        .pointer_mut("/spec/versions/0/schema/openAPIV3Schema/properties/spec")
+        .and_then(Value::as_object_mut)
+        .unwrap();
+    spec.remove("x-kubernetes-validations");
+    serde_json::from_value(crd).unwrap()
+}
+
+#[tokio::test]
+async fn a_service_stored_before_the_replicas_rule_keeps_working_until_its_spec_changes() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    use kube::runtime::wait::{await_condition, conditions};
+
+    // CRDs are cluster-wide: this test swaps them on a plane of its own.
+    let own = support::OwnPlane::up();
+    let client = own.client("default").await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let apply_crd = |crd: CustomResourceDefinition| {
+        let crds = crds.clone();
+        async move {
+            crds.patch(
+                "hexcoreservices.hex-core.dev",
+                &PatchParams::apply("hex-core-tests").force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .unwrap();
+            tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                await_condition(crds, "hexcoreservices.hex-core.dev", conditions::is_crd_established()),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        }
+    };
+    apply_crd(crd_without_the_replicas_rule()).await;
+    let api: Api<HexCoreService> = Api::namespaced(client.clone(), "default");
+    create_raw(&api, &service("old", json!({"replicas": 3})))
+        .await
+        .expect("the previous CRD admitted it");
+
+    apply_crd(HexCoreService::crd()).await;
+    // CRD validation ratcheting: what does not touch the spec is accepted as before...
+    api.patch_metadata(
+        "old",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"team": "a"}}})),
+    )
+    .await
+    .expect("metadata edits");
+    api.patch_status(
+        "old",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"observedGeneration": 1}})),
+    )
+    .await
+    .expect("status writes (the operator's) are accepted");
+    // ...and any spec change must fix the replica count or the record store.
+    let (code, message) = api_error_message(
+        api.patch(
+            "old",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"logLevel": "debug"}})),
+        )
+        .await,
+    );
+    assert_eq!(code, 422, "{message}");
+    assert!(message.contains("replicas > 1 needs a record store"), "{message}");
+    api.patch(
+        "old",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"logLevel": "debug", "replicas": 1}})),
+    )
+    .await
+    .expect("fixed by scaling to one");
 }
 
 #[tokio::test]

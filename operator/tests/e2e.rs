@@ -22,12 +22,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use hex_core_operator::crd::{HexCoreService, ModelCatalog};
 use hex_core_operator::desired::{CATALOG_KEY, sha256_hex};
-use hex_core_operator::refresh::{Endpoint, Outcome, RefreshClient};
+use hex_core_operator::replicas::{Endpoint, ReplicaClient};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
+use support::replica::endpoint_slice;
 use support::{RunningOperator, TestNs, eventually, install_crds, repo_root};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -211,6 +212,8 @@ async fn a_changed_catalog_reaches_the_running_service_without_a_restart() {
         ("AUTH_ADMIN_TOKEN_FILE", token_file.to_str().unwrap()),
         ("SERVER_HOST", &host.to_string()),
         ("SERVER_PORT", &port.to_string()),
+        // The pods' fixed management port: the namespace is this test's own.
+        ("SERVER_MANAGEMENT_PORT", "9464"),
         ("LOG_LEVEL", "warn"),
     ]);
     let process = ServiceProcess(command.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().unwrap());
@@ -223,15 +226,16 @@ async fn a_changed_catalog_reaches_the_running_service_without_a_restart() {
     })
     .await;
 
-    // The endpoints controller, standing in: one ready endpoint for the Service, at this host.
+    // The endpointslice controller, standing in: one ready endpoint for the Service, labelled as
+    // that controller labels slices (the Service's labels copied).
     let slices: Api<EndpointSlice> = Api::namespaced(ns.client.clone(), &ns.name);
-    let slice: EndpointSlice = serde_json::from_value(json!({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "dp-local", "labels": {"kubernetes.io/service-name": "dp"}},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": [host.to_string()], "conditions": {"ready": true}}],
-        "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
-    }))
+    let address = std::net::SocketAddr::from((host, port));
+    let slice: EndpointSlice = serde_json::from_value(endpoint_slice(
+        "dp-local",
+        "dp",
+        port,
+        &[(address, "dp-local-pod", true)],
+    ))
     .unwrap();
     slices.create(&PostParams::default(), &slice).await.unwrap();
 
@@ -317,6 +321,11 @@ async fn a_changed_catalog_reaches_the_running_service_without_a_restart() {
     );
     let status = services.get("dp").await.unwrap().status.unwrap();
     assert!(status.last_refresh_time.is_some());
+    // Each replica's own account: the real binary's version, entries loaded, nothing failed.
+    let replica = &status.replica_statuses.as_ref().unwrap()[0];
+    assert_eq!(replica.version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
+    assert!(replica.converged && replica.ready);
+    assert_eq!(replica.failed_entries, None);
 
     // The admin endpoint really is guarded: no credential, a wrong token, or a forward-auth
     // caller without the admin role are all refused; the machine token is accepted.
@@ -344,23 +353,32 @@ async fn a_changed_catalog_reaches_the_running_service_without_a_restart() {
 }
 
 /// A real HTTP server with the admin endpoints' contract: it accepts the refresh only with the
-/// expected Bearer token and reports a fixed catalog hash.
-async fn admin_stub(token: &'static str, reports: &'static str) -> SocketAddr {
+/// expected Bearer token, and then reports `after_refresh` as its catalog.
+async fn admin_stub(token: &'static str, after_refresh: &'static str) -> SocketAddr {
+    let reported = std::sync::Arc::new(std::sync::Mutex::new("old"));
+    let (ready_state, refresh_state) = (reported.clone(), reported);
     let app = Router::new()
         .route(
             "/admin/ready",
-            get(move || async move { axum::Json(json!({"status": "ready", "catalog_sha256": "old"})) }),
+            get(move || {
+                let sha = *ready_state.lock().unwrap();
+                async move { axum::Json(json!({"status": "ready", "catalog_sha256": sha, "failed_entries": []})) }
+            }),
         )
         .route(
             "/admin/registry/refresh",
-            post(move |headers: HeaderMap| async move {
-                let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-                if auth != Some(format!("Bearer {token}").as_str()) {
-                    return Err(StatusCode::UNAUTHORIZED);
+            post(move |headers: HeaderMap| {
+                let state = refresh_state.clone();
+                async move {
+                    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+                    if auth != Some(format!("Bearer {token}").as_str()) {
+                        return Err(StatusCode::UNAUTHORIZED);
+                    }
+                    *state.lock().unwrap() = after_refresh;
+                    Ok(axum::Json(
+                        json!({"catalog_sha256": after_refresh, "models_found": 1, "errors": []}),
+                    ))
                 }
-                Ok(axum::Json(
-                    json!({"catalog_sha256": reports, "models_found": 1, "errors": []}),
-                ))
             }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -370,36 +388,33 @@ async fn admin_stub(token: &'static str, reports: &'static str) -> SocketAddr {
 }
 
 #[tokio::test]
-async fn the_refresh_client_presents_the_admin_token_and_checks_the_reported_hash() {
-    let client = RefreshClient::new(Duration::from_secs(2)).unwrap();
+async fn the_replica_client_presents_the_admin_token_and_reads_the_replica_after_a_refresh() {
+    let client = ReplicaClient::new(Duration::from_secs(2)).unwrap();
     let addr = admin_stub("s3cret", "wanted").await;
     let endpoint = Endpoint {
         authority: addr.to_string(),
         pod: None,
+        ready: true,
     };
+    let before = client.read(&endpoint, None).await;
+    assert_eq!(before.report.unwrap().catalog_sha256.as_deref(), Some("old"));
+    let wrong = client.refresh(&endpoint, "wrong").await;
     assert_eq!(
-        client.converge(&endpoint, "s3cret", "wanted").await,
-        Outcome::Converged {
-            refreshed: true,
-            errors: vec![]
-        }
+        wrong.report.unwrap().catalog_sha256.as_deref(),
+        Some("old"),
+        "a refused refresh changes nothing; the replica is still read"
     );
-    assert_eq!(
-        client.converge(&endpoint, "s3cret", "other").await,
-        Outcome::Stale {
-            reported: Some("wanted".into())
-        }
-    );
-    match client.converge(&endpoint, "wrong", "wanted").await {
-        Outcome::Failed { error } => assert!(error.contains("401"), "{error}"),
-        other => panic!("a wrong token must fail, got {other:?}"),
-    }
+    let after = client.refresh(&endpoint, "s3cret").await;
+    let report = after.report.unwrap();
+    assert!(report.serves("wanted"), "{report:?}");
     let closed = Endpoint {
         authority: format!("127.0.0.1:{}", free_port()),
         pod: None,
+        ready: true,
     };
-    assert!(matches!(
-        client.converge(&closed, "s3cret", "wanted").await,
-        Outcome::Failed { .. }
-    ));
+    let error = client.refresh(&closed, "s3cret").await.report.unwrap_err();
+    assert!(
+        error.contains("/admin/registry/refresh"),
+        "why it was not refreshed: {error}"
+    );
 }

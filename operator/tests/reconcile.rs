@@ -42,6 +42,7 @@ fn service(name: &str, catalogs: Value) -> HexCoreService {
             "replicas": 2,
             "catalogs": catalogs,
             "registry": {"allowedHosts": ["models.example"]},
+            "ioAdapter": {"id": "http", "baseUrl": "https://records.example"},
             "auth": {"mode": "forward_auth"},
         },
     }))
@@ -150,6 +151,24 @@ async fn a_service_gets_its_children_with_owner_references_and_a_status() {
         container.image.as_deref(),
         Some("registry.example/hex-core-service:0.1.0")
     );
+    // Probes on the management listener (interface 2), the fatal error in the pod's status.
+    let probe_port = container
+        .readiness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap()
+        .port
+        .clone();
+    assert_eq!(
+        probe_port,
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("management".into())
+    );
+    assert_eq!(
+        container.termination_message_policy.as_deref(),
+        Some("FallbackToLogsOnError")
+    );
     assert!(spec.template.metadata.as_ref().unwrap().annotations.as_ref().unwrap()[CONFIG_HASH_ANNOTATION].len() == 64);
 
     let catalog_cm = f.config_maps.get("svc-catalog").await.unwrap();
@@ -190,6 +209,19 @@ async fn a_service_gets_its_children_with_owner_references_and_a_status() {
     assert_eq!(
         status.selector.as_deref(),
         Some("app.kubernetes.io/instance=svc,app.kubernetes.io/name=hex-core-service")
+    );
+    assert_eq!(status.image.as_deref(), Some("registry.example/hex-core-service:0.1.0"));
+    // The status is server-side applied by the operator's field manager, like the children.
+    let status_manager = live
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .find(|m| m.subresource.as_deref() == Some("status"))
+        .expect("a status field manager");
+    assert_eq!(
+        (status_manager.manager.as_deref(), status_manager.operation.as_deref()),
+        (Some("hex-core-operator"), Some("Apply"))
     );
     let conditions = status.conditions.unwrap();
     let get = |t: &str| conditions.iter().find(|c| c.type_ == t).unwrap().clone();
@@ -655,4 +687,132 @@ async fn services_outside_the_watched_namespaces_are_left_alone() {
         other.services.get("svc").await.unwrap().status.is_none(),
         "not even status is written"
     );
+}
+
+#[tokio::test]
+async fn the_embedded_store_gets_a_claim_one_pod_and_the_recreate_strategy() {
+    let f = Fixture::new("rec-embedded").await;
+    let _operator = RunningOperator::start(f.client(), &f.ns.name);
+    f.create_catalog(catalog("c", json!({}), json!([model("a", "1")])))
+        .await;
+    // First the shared http store with two replicas (the default rolling update)...
+    f.create_service(service("svc", json!({"names": ["c"]}))).await;
+    let d = f.deployment("svc").await;
+    assert_eq!(
+        d.spec.unwrap().strategy.unwrap().type_.as_deref(),
+        Some("RollingUpdate"),
+        "the API server's default"
+    );
+    // ...then the embedded store: one replica, Recreate, its data on a claim the operator owns.
+    f.services
+        .patch(
+            "svc",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"replicas": 1, "ioAdapter": {"id": "embedded", "baseUrl": null,
+                "storage": {"size": "2Gi"}}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let spec = eventually(WAIT, "a Recreate Deployment", || async {
+        let spec = f.deployments.get("svc").await.unwrap().spec?;
+        (spec.strategy.as_ref()?.type_.as_deref() == Some("Recreate")).then_some(spec)
+    })
+    .await;
+    assert_eq!(spec.replicas, Some(1));
+    assert!(spec.strategy.unwrap().rolling_update.is_none());
+    let volumes = spec.template.spec.unwrap().volumes.unwrap();
+    let data = volumes.iter().find(|v| v.name == "data").expect("a data volume");
+    assert_eq!(data.persistent_volume_claim.as_ref().unwrap().claim_name, "svc-data");
+    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(f.client(), &f.ns.name);
+    let claim = claims.get("svc-data").await.unwrap();
+    let live = f.services.get("svc").await.unwrap();
+    assert_owned_by(&claim.metadata, &live);
+    let claim_spec = claim.spec.unwrap();
+    assert_eq!(claim_spec.access_modes.unwrap(), ["ReadWriteOnce"]);
+    assert_eq!(claim_spec.resources.unwrap().requests.unwrap()["storage"].0, "2Gi");
+    f.wait_condition("svc", "Degraded", "False", "AsExpected").await;
+
+    // Back to a shared store: the rolling update returns; the claim (data) is kept.
+    f.services
+        .patch(
+            "svc",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"replicas": 2, "ioAdapter": {"id": "http", "storage": null,
+                "baseUrl": "https://records.example"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    eventually(WAIT, "a RollingUpdate Deployment with 2 replicas", || async {
+        let spec = f.deployments.get("svc").await.unwrap().spec?;
+        (spec.strategy.as_ref()?.type_.as_deref() == Some("RollingUpdate") && spec.replicas == Some(2)).then_some(())
+    })
+    .await;
+    assert!(claims.get_opt("svc-data").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_service_without_an_image_runs_the_operators_default_and_reports_it() {
+    let f = Fixture::new("rec-image").await;
+    let _operator = RunningOperator::start(f.client(), &f.ns.name);
+    f.create_catalog(catalog("c", json!({}), json!([model("a", "1")])))
+        .await;
+    let mut hcs = service("svc", json!({"names": ["c"]}));
+    hcs.spec.image = None;
+    f.create_service(hcs).await;
+    let d = f.deployment("svc").await;
+    let image = d.spec.unwrap().template.spec.unwrap().containers[0].image.clone();
+    assert_eq!(image.as_deref(), Some(support::TEST_DEFAULT_IMAGE));
+    eventually(WAIT, "status.image", || async {
+        let status = f.services.get("svc").await.unwrap().status?;
+        (status.image.as_deref() == Some(support::TEST_DEFAULT_IMAGE)).then_some(())
+    })
+    .await;
+    // The stored object still has no image: nothing for a GitOps tool to see as drift.
+    assert_eq!(f.services.get("svc").await.unwrap().spec.image, None);
+
+    // Rolling back the GitOps way: spec.image (set, then restored) is what runs; an image set
+    // on the Deployment directly (kubectl set image) is undone.
+    f.services
+        .patch(
+            "svc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"image": "registry.example/hex-core-service:0.0.9"}})),
+        )
+        .await
+        .unwrap();
+    let image_is = |want: &'static str| {
+        let deployments = f.deployments.clone();
+        async move {
+            let d = deployments.get("svc").await.ok()?;
+            let image = d.spec?.template.spec?.containers[0].image.clone()?;
+            (image == want).then_some(())
+        }
+    };
+    eventually(WAIT, "the pinned image", || {
+        image_is("registry.example/hex-core-service:0.0.9")
+    })
+    .await;
+    let out =
+        f.ns.kubectl(&["set", "image", "deployment/svc", "hex-core-service=evil/image:1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    eventually(WAIT, "kubectl set image undone", || {
+        image_is("registry.example/hex-core-service:0.0.9")
+    })
+    .await;
+    f.services
+        .patch(
+            "svc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"image": null}})),
+        )
+        .await
+        .unwrap();
+    eventually(WAIT, "back to the default image", || {
+        image_is(support::TEST_DEFAULT_IMAGE)
+    })
+    .await;
 }

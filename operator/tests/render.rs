@@ -52,7 +52,7 @@ kind: HexCoreService
 metadata: {name: passports}
 spec:
   image: registry.example/hex-core-service:0.1.0
-  replicas: 3
+  replicas: 1
   catalogs: {selector: {matchLabels: {tier: prod}}}
   registry: {allowedHosts: [models.example], cache: {enabled: true, ttlSeconds: 60}}
   ioAdapter: {id: embedded}
@@ -165,7 +165,7 @@ async fn rendered_objects_equal_what_the_controller_creates() {
     // Exactly the objects the operator created (by its managed-by label), no more, no fewer.
     let live_names = ns.kubectl(&[
         "get",
-        "configmap,secret,deployment,service,poddisruptionbudget",
+        "configmap,secret,persistentvolumeclaim,deployment,service,poddisruptionbudget",
         "-l",
         "app.kubernetes.io/managed-by=hex-core-operator",
         "-o",
@@ -248,7 +248,7 @@ async fn rendered_objects_equal_what_the_controller_creates() {
     let yaml = stdout(&out);
     let applied = kubectl_apply_dry_run(&yaml);
     let applied_out = stdout(&applied);
-    assert_eq!(applied_out.lines().count(), 6, "{applied_out}");
+    assert_eq!(applied_out.lines().count(), 7, "{applied_out}");
 }
 
 #[tokio::test]
@@ -298,7 +298,7 @@ fn bad_input_exits_1_naming_the_file() {
     let broken = write(
         dir.path(),
         "broken.yaml",
-        &format!("{CATALOGS}---\n{}", SERVICE.replace("replicas: 3", "replicas: [3]")),
+        &format!("{CATALOGS}---\n{}", SERVICE.replace("replicas: 1", "replicas: [1]")),
     );
     let out = render(&["-f", broken.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));

@@ -18,5 +18,6 @@ pub mod registry;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod termination;
 pub mod usecases;
 pub mod validation;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use hex_core_service::app;
 use hex_core_service::config::{Config, Env};
-use hex_core_service::telemetry;
+use hex_core_service::{telemetry, termination};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,29 +29,29 @@ fn main() -> ExitCode {
 
     let config = match Config::from_env(&Env::from_process()) {
         Ok(config) => config,
-        Err(error) => {
-            eprintln!("hex-core-service: {error}");
-            return ExitCode::from(2);
-        }
+        Err(error) => return fatal(&format!("hex-core-service: {error}"), 2),
     };
     hex_core_service::memory::limit_malloc_arenas();
     telemetry::init(&config.log_level, config.log_format);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("hex-core-service: cannot start the async runtime: {error}");
-            return ExitCode::from(1);
-        }
+        Err(error) => return fatal(&format!("hex-core-service: cannot start the async runtime: {error}"), 1),
     };
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = %error, "hex-core-service stopped");
-            eprintln!("hex-core-service: {error}");
-            ExitCode::from(error.exit_code() as u8)
+            fatal(&format!("hex-core-service: {error}"), error.exit_code() as u8)
         }
     }
+}
+
+/// Reports a fatal error on stderr and in the termination-message file, and exits with `code`.
+fn fatal(line: &str, code: u8) -> ExitCode {
+    eprintln!("{line}");
+    termination::write(line);
+    ExitCode::from(code)
 }
 
 async fn run(config: Config) -> Result<(), app::StartError> {

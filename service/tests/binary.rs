@@ -84,6 +84,36 @@ fn unknown_auth_mode_exits_2_naming_the_variable() {
 }
 
 #[test]
+fn a_configuration_error_is_also_the_containers_termination_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let message_file = dir.path().join("termination-log");
+    let mut env = demo_env(&[]);
+    env.insert("REGISTRY_FETCH_TIMEOUT_MS".into(), "1".into());
+    env.insert(
+        "HEX_TERMINATION_MESSAGE_PATH".into(),
+        message_file.to_str().unwrap().into(),
+    );
+    let (code, stderr) = run_to_exit(&env);
+    assert_eq!(code, Some(2), "stderr: {stderr}");
+    let message = std::fs::read_to_string(&message_file).expect("the termination message is written");
+    assert_eq!(message.trim_end(), stderr.trim_end(), "the same one line as on stderr");
+    assert!(message.contains("REGISTRY_FETCH_TIMEOUT_MS"), "{message}");
+
+    // A start-up failure after the configuration parsed (exit 2 too) is written the same way.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut env = demo_env(&[]);
+    env.insert("SERVER_PORT".into(), taken.local_addr().unwrap().port().to_string());
+    env.insert(
+        "HEX_TERMINATION_MESSAGE_PATH".into(),
+        message_file.to_str().unwrap().into(),
+    );
+    let (code, _) = run_to_exit(&env);
+    assert_eq!(code, Some(2));
+    let message = std::fs::read_to_string(&message_file).unwrap();
+    assert!(message.contains("already in use"), "{message}");
+}
+
+#[test]
 fn none_auth_without_the_allow_flag_exits_2() {
     let mut env = demo_env(&[]);
     env.remove("AUTH_ALLOW_INSECURE_NONE");

@@ -33,34 +33,42 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{/*
-The rules the operator needs in every namespace it watches; the same as deploy/operator.yaml
-(minus Leases, which get their own Role in the release namespace). operator/tests/chart.rs runs
-the operator as this ServiceAccount and fails on any forbidden request.
+The rules the operator needs in every namespace it watches: exactly operator/src/rbac.rs (NAMESPACED),
+the same as deploy/operator.yaml minus Leases, which get their own Role in the release namespace.
+operator/tests/rbac.rs compares them; operator/tests/chart.rs runs the operator as this
+ServiceAccount and fails on any forbidden request.
 */}}
 {{- define "hex-core-operator.rules" -}}
+# Both controllers list and watch their resources; status is written by server-side apply.
 - apiGroups: ["hex-core.dev"]
   resources: ["modelcatalogs", "hexcoreservices"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 - apiGroups: ["hex-core.dev"]
   resources: ["modelcatalogs/status", "hexcoreservices/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
+# Children: watched by label into the operator's caches, server-side applied (create when absent).
 - apiGroups: [""]
-  resources: ["configmaps", "services"]
-  verbs: ["get", "list", "watch", "create", "patch"]
-# Referenced Secrets are read (and watched) for their content hash and the admin token; the
-# per-service admin-token Secret is created once.
+  resources: ["configmaps", "services", "persistentvolumeclaims"]
+  verbs: ["list", "watch", "create", "patch"]
+# Secrets are watched as metadata only (never listed with their content); the ones a
+# HexCoreService references are read one by one; the per-service admin token is created once.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create"]
+# The HexCoreServices' pods (by label): why they do not run.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "watch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# The replicas' addresses (the EndpointSlices of the operator's Services, by label).
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

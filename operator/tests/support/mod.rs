@@ -12,6 +12,8 @@
 
 pub mod netns;
 pub mod node;
+pub mod net;
+pub mod replica;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -378,6 +380,9 @@ impl Drop for RunningOperator {
     }
 }
 
+/// The operator's default service image in tests (HexCoreServices without `spec.image`).
+pub const TEST_DEFAULT_IMAGE: &str = "registry.test/hex-core-service:0.0.0-test";
+
 /// Settings for tests: short backoff cap so convergence retries are quick.
 pub fn fast_settings() -> hex_core_operator::controller::Settings {
     hex_core_operator::controller::Settings {
@@ -385,6 +390,7 @@ pub fn fast_settings() -> hex_core_operator::controller::Settings {
         backoff_cap: Duration::from_secs(2),
         resync: Duration::from_secs(300),
         instance: "test-operator".to_string(),
+        default_service_image: TEST_DEFAULT_IMAGE.to_string(),
     }
 }
 
@@ -410,8 +416,9 @@ pub fn minimal_catalog(name: &str) -> hex_core_operator::crd::ModelCatalog {
     .expect("a valid ModelCatalog")
 }
 
-/// A HexCoreService `name` serving the catalog named `catalog` (host `h` allowed, forward_auth),
-/// with `extra_spec`'s fields merged into its spec (e.g. replicas, a PodDisruptionBudget).
+/// A HexCoreService `name` serving the catalog named `catalog` (host `h` allowed, forward_auth,
+/// the shared `http` record store so any replica count is admitted), with `extra_spec`'s fields
+/// merged into its spec (e.g. replicas, a PodDisruptionBudget).
 pub fn minimal_service(
     name: &str,
     catalog: &str,
@@ -419,6 +426,7 @@ pub fn minimal_service(
 ) -> hex_core_operator::crd::HexCoreService {
     let mut spec = serde_json::json!({
         "image": "i:1", "catalogs": {"names": [catalog]}, "registry": {"allowedHosts": ["h"]},
+        "ioAdapter": {"id": "http", "baseUrl": "https://records.example"},
         "auth": {"mode": "forward_auth"},
     });
     if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra_spec.as_object()) {
@@ -490,4 +498,61 @@ pub async fn impersonating_client(namespace: &str, account_namespace: &str, acco
         "system:authenticated".into(),
     ]);
     Client::try_from(config).expect("an impersonating client")
+}
+
+/// A control plane of its own, stopped on drop: for tests that change cluster-wide objects (the
+/// CRDs), which on the shared plane other tests use.
+pub struct OwnPlane {
+    state: PathBuf,
+    pub kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnPlane {
+    pub fn up() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("plane");
+        let out = Command::new(control_plane_script())
+            .arg("up")
+            .arg(&state)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/control-plane up");
+        assert!(out.status.success(), "scripts/control-plane up failed");
+        // Stopped on drop, and by the watchdog when the process ends without dropping it
+        // (`std::process::exit`, a crash): its daemons must not outlive the test.
+        spawn_down_watchdog(&state);
+        let exports = String::from_utf8(out.stdout).unwrap();
+        let kubeconfig = exports
+            .lines()
+            .find_map(|l| l.strip_prefix("export KUBECONFIG="))
+            .map(|v| PathBuf::from(v.trim_matches('\'')))
+            .expect("KUBECONFIG export");
+        Self {
+            state,
+            kubeconfig,
+            _dir: dir,
+        }
+    }
+
+    /// A client of this plane, defaulting to `namespace`.
+    pub async fn client(&self, namespace: &str) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read the plane's kubeconfig");
+        let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("kube config");
+        config.default_namespace = namespace.to_string();
+        Client::try_from(config).expect("a client of the plane")
+    }
+}
+
+impl Drop for OwnPlane {
+    fn drop(&mut self) {
+        let _ = Command::new(control_plane_script())
+            .arg("down")
+            .arg(&self.state)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
