@@ -15,6 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -40,6 +42,7 @@ const PREVIOUS_CHART_REVISION: &str = "c0feb3c4309ada99e7640841a70c3257e5a430b1"
 /// Namespaces of the data planes under test.
 const KEPT_NS: &str = "hex-node-kept";
 const PASSPORTS_NS: &str = "hex-node-passports";
+const FAULTS_NS: &str = "hex-node-faults";
 
 const POD_WAIT: Duration = Duration::from_secs(180);
 
@@ -154,14 +157,14 @@ async fn ensure_namespace(client: &Client, name: &str) {
 async fn reset(node: &Node, client: &Client) {
     let _ = node.run("helm", &["uninstall", RELEASE, "--namespace", OPERATOR_NS, "--wait"]);
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    for ns in [KEPT_NS, PASSPORTS_NS, OPERATOR_NS] {
+    for ns in [KEPT_NS, PASSPORTS_NS, FAULTS_NS, OPERATOR_NS] {
         let _ = namespaces.delete(ns, &DeleteParams::default()).await;
     }
     eventually(
         Duration::from_secs(120),
         "namespaces of an earlier run to be deleted",
         || async {
-            for ns in [KEPT_NS, PASSPORTS_NS, OPERATOR_NS] {
+            for ns in [KEPT_NS, PASSPORTS_NS, FAULTS_NS, OPERATOR_NS] {
                 if namespaces.get_opt(ns).await.ok()?.is_some() {
                     return None;
                 }
@@ -878,6 +881,164 @@ async fn scenario_6_failures(node: &Node, client: &Client, p: &mut Passports, ar
     figure(&format!("{scenario}: ok in {:.1?}", started.elapsed()));
 }
 
+/// An artifact server for the demo model whose first `failures` requests answer 503 (an
+/// artifact host restarting, a proxy without upstream). Returns its address and the number of
+/// failures still to serve.
+async fn flaky_artifact_server(node: &Node, failures: usize) -> (SocketAddr, Arc<AtomicUsize>) {
+    let remaining = Arc::new(AtomicUsize::new(failures));
+    let demo = repo_root().join("demo/models");
+    let left = remaining.clone();
+    let app = Router::new().route(
+        "/demo/{*path}",
+        get(move |UrlPath(path): UrlPath<String>| {
+            let (demo, left) = (demo.clone(), left.clone());
+            async move {
+                if left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    return Err(StatusCode::SERVICE_UNAVAILABLE);
+                }
+                if path.split('/').any(|s| s == ".." || s.is_empty()) {
+                    return Err(StatusCode::BAD_REQUEST);
+                }
+                tokio::fs::read(demo.join(path))
+                    .await
+                    .map_err(|_| StatusCode::NOT_FOUND)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind((node.host_ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, remaining)
+}
+
+fn condition(status: &HexCoreServiceStatus, type_: &str) -> Option<(String, String, String)> {
+    status
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Scenario 4: one artifact answers 503 to its first requests. Each replica retries on its
+/// own; the HexCoreService must not say Ready while any replica lacks the model, and must
+/// converge once the artifact answers.
+async fn scenario_4_transient_artifact_failure(node: &Node, client: &Client, artifacts: SocketAddr) {
+    let scenario = "scenario 4 (a transient artifact failure)";
+    let started = Instant::now();
+    ensure_namespace(client, FAULTS_NS).await;
+    // Eight failures over two replicas: each replica fails about four times, with the
+    // registry's backoff (0.5 s doubling) several seconds in which a replica lacks the model.
+    let (flaky, remaining) = flaky_artifact_server(node, 8).await;
+    let catalogs: Api<ModelCatalog> = Api::namespaced(client.clone(), FAULTS_NS);
+    let services: Api<HexCoreService> = Api::namespaced(client.clone(), FAULTS_NS);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), FAULTS_NS);
+    let catalog: ModelCatalog = serde_json::from_value(json!({
+        "apiVersion": "hex-core.dev/v1alpha1", "kind": "ModelCatalog",
+        "metadata": {"name": "flaky"},
+        "spec": {"models": [demo_model(artifacts, "demo-passport"), demo_model(flaky, "demo-flaky")]},
+    }))
+    .unwrap();
+    catalogs.create(&PostParams::default(), &catalog).await.unwrap();
+    services
+        .create(&PostParams::default(), &service(node, "flaky", "flaky", 2))
+        .await
+        .unwrap();
+    let wanted: BTreeSet<String> = ["demo-passport", "demo-flaky"].map(String::from).into();
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + POD_WAIT;
+    let mut reasons_seen = BTreeSet::new();
+    loop {
+        let hcs = services.get("flaky").await.unwrap();
+        if let Some(status) = hcs.status.as_ref() {
+            let ready = condition(status, "Ready");
+            if let Some((value, reason, _)) = &ready
+                && value != "True"
+            {
+                reasons_seen.insert(reason.clone());
+            }
+            if matches!(&ready, Some((value, _, _)) if value == "True") {
+                // Loaded models are never dropped while the catalog stays the same, so a
+                // replica without the model now lacked it when Ready was reported.
+                let running = service_pods(&pods, "flaky").await;
+                for pod in &running {
+                    assert_eq!(
+                        model_names(&http, pod).await,
+                        wanted,
+                        "{scenario}: Ready=True while pod {:?} lacks a model; status: {}",
+                        pod.metadata.name,
+                        serde_json::to_string_pretty(status).unwrap()
+                    );
+                }
+                if converged(&services, "flaky", 2).await.is_some() {
+                    break;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{scenario}: not converged within {POD_WAIT:?} ({} failures left to serve); status: {}",
+            remaining.load(Ordering::SeqCst),
+            serde_json::to_string_pretty(&hcs.status).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        remaining.load(Ordering::SeqCst),
+        0,
+        "{scenario}: the artifact server served all its 503s (else nothing was tested)"
+    );
+    let running = service_pods(&pods, "flaky").await;
+    assert_eq!(running.len(), 2, "{scenario}");
+    for pod in &running {
+        let report = ready_report(&http, pod).await;
+        assert_eq!(report["failed_entries"], json!([]), "{scenario}: {report}");
+        assert_eq!(restarts(pod), 0, "{scenario}: retried in place, no restart");
+    }
+    figure(&format!(
+        "{scenario}: ok in {:.1?}; Ready reasons while a replica lacked the model: {reasons_seen:?}",
+        started.elapsed()
+    ));
+}
+
+/// Scenario 7: a value the API server accepts but the service refuses (its own bounds): the
+/// pods exit 2 and the HexCoreService's Ready condition says why, from the container's
+/// termination message; fixing the spec brings it back.
+async fn scenario_7_refused_spec(node: &Node, client: &Client) {
+    let scenario = "scenario 7 (a spec the service refuses)";
+    let started = Instant::now();
+    ensure_namespace(client, FAULTS_NS).await;
+    let services: Api<HexCoreService> = Api::namespaced(client.clone(), FAULTS_NS);
+    let mut refused = service(node, "refused", "flaky", 1);
+    // The CRD allows any positive value; the service's range is 100..=600000 ms.
+    refused.spec.registry.fetch_timeout_ms = Some(50);
+    services.create(&PostParams::default(), &refused).await.unwrap();
+    let (reason, message) = eventually(POD_WAIT, &format!("{scenario}: the reason in Ready"), || async {
+        let status = services.get("refused").await.ok()?.status?;
+        let (value, reason, message) = condition(&status, "Ready")?;
+        (value == "False" && message.contains("REGISTRY_FETCH_TIMEOUT_MS")).then_some((reason, message))
+    })
+    .await;
+    assert_eq!(reason, "PodsCrashLooping", "{scenario}: {message}");
+    figure(&format!(
+        "{scenario}: Ready=False {reason} after {:.1?}: {message}",
+        started.elapsed()
+    ));
+    services
+        .patch(
+            "refused",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"registry": {"fetchTimeoutMs": 5000}}})),
+        )
+        .await
+        .unwrap();
+    wait_converged(&services, "refused", 1, &format!("{scenario}: after the fix")).await;
+    figure(&format!("{scenario}: ok in {:.1?}", started.elapsed()));
+}
+
 #[tokio::test]
 async fn the_chart_and_the_operator_run_real_data_planes_on_a_real_node() {
     support::init_logging();
@@ -892,6 +1053,8 @@ async fn the_chart_and_the_operator_run_real_data_planes_on_a_real_node() {
     scenario_3_catalog_edit(&mut passports, artifacts).await;
     scenario_5_image_change(node, &client, &passports).await;
     scenario_6_failures(node, &client, &mut passports, artifacts).await;
+    scenario_4_transient_artifact_failure(node, &client, artifacts).await;
+    scenario_7_refused_spec(node, &client).await;
 
     // The data plane kept from scenario 8 was adopted by the reinstalled operator.
     let kept: Api<HexCoreService> = Api::namespaced(client.clone(), KEPT_NS);
