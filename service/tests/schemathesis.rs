@@ -115,6 +115,8 @@ async fn schemathesis_finds_nothing_against_the_own_contract() {
     let started = Instant::now();
     let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");
     let run = tokio::process::Command::new(&schemathesis)
+        // Its `.schemathesis/` cache goes into the working directory: not the checkout.
+        .current_dir(report_dir.path())
         .arg("--config-file")
         .arg(&config)
         .arg("run")
