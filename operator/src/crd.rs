@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 
+use hex_core_settings as settings;
 use k8s_openapi::api::core::v1::{
     Affinity, LocalObjectReference, ResourceRequirements, Toleration, TopologySpreadConstraint,
 };
@@ -215,6 +216,9 @@ pub struct HexCoreServiceSpec {
     /// HTTP server settings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerSpec>,
+    /// Limits of one validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<ValidationSpec>,
     /// Log level (default `info`).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-validations" = [{"rule": "self in ['trace', 'debug', 'info', 'warn', 'error']", "message": "must be one of trace, debug, info, warn, error"}]))]
@@ -268,8 +272,46 @@ pub struct RegistryPolicy {
     pub cache: Option<CacheSpec>,
     /// `REGISTRY_FETCH_TIMEOUT_MS`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = settings::REGISTRY_FETCH_TIMEOUT_MS.min, max = settings::REGISTRY_FETCH_TIMEOUT_MS.max))]
     pub fetch_timeout_ms: Option<i64>,
+    /// `REGISTRY_ARTIFACT_MAX_BYTES`: largest artifact (and catalog) accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = settings::REGISTRY_ARTIFACT_MAX_BYTES.min, max = settings::REGISTRY_ARTIFACT_MAX_BYTES.max))]
+    pub artifact_max_bytes: Option<i64>,
+    /// `REGISTRY_FETCH_CONCURRENCY`: artifacts fetched at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = settings::REGISTRY_FETCH_CONCURRENCY.min, max = settings::REGISTRY_FETCH_CONCURRENCY.max))]
+    pub fetch_concurrency: Option<i64>,
+    /// Automatic retries of entries that failed to load, and how long they may keep a replica
+    /// not ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetrySpec>,
+    /// `REGISTRY_CA_FILE`: a PEM bundle of extra CAs trusted for artifact hosts (a private CA),
+    /// from this Secret key; mounted read-only, and the pods roll when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.minDelayMs) || (has(self.maxDelaySeconds) ? self.maxDelaySeconds : 30) * 1000 >= self.minDelayMs",
+    "message": "maxDelaySeconds (default 30) must be at least minDelayMs"
+}]))]
+pub struct RetrySpec {
+    /// `REGISTRY_RETRY_MIN_DELAY_MS`: first delay before retrying a failed entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = settings::REGISTRY_RETRY_MIN_DELAY_MS.min, max = settings::REGISTRY_RETRY_MIN_DELAY_MS.max))]
+    pub min_delay_ms: Option<i64>,
+    /// `REGISTRY_RETRY_MAX_DELAY_SECS`: cap of the doubling delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = settings::REGISTRY_RETRY_MAX_DELAY_SECS.min, max = settings::REGISTRY_RETRY_MAX_DELAY_SECS.max))]
+    pub max_delay_seconds: Option<i64>,
+    /// `REGISTRY_READY_MAX_WAIT_SECS`: longest a never-loaded, transiently failing entry keeps a
+    /// replica not ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = settings::REGISTRY_READY_MAX_WAIT_SECS.min, max = settings::REGISTRY_READY_MAX_WAIT_SECS.max))]
+    pub ready_max_wait_seconds: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -279,7 +321,7 @@ pub struct CacheSpec {
     pub enabled: bool,
     /// `REGISTRY_CACHE_TTL_SECS`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = settings::REGISTRY_CACHE_TTL_SECS.min, max = settings::REGISTRY_CACHE_TTL_SECS.max))]
     pub ttl_seconds: Option<i64>,
 }
 
@@ -305,7 +347,7 @@ pub struct IoAdapterSpec {
     pub base_url: Option<String>,
     /// `IO_ADAPTER_TIMEOUT_MS`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = settings::IO_ADAPTER_TIMEOUT_MS.min, max = settings::IO_ADAPTER_TIMEOUT_MS.max))]
     pub timeout_ms: Option<i64>,
     /// Secret key holding the adapter's credential: for `postgres`, the database URL
     /// (`IO_ADAPTER_DATABASE_URL`). Injected from the Secret, never copied into a ConfigMap.
@@ -395,12 +437,21 @@ pub struct JwtSpec {
     pub audience: String,
     /// `AUTH_JWKS_REFRESH_SECS`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = settings::AUTH_JWKS_REFRESH_SECS.min, max = settings::AUTH_JWKS_REFRESH_SECS.max))]
     pub refresh_seconds: Option<i64>,
     /// `AUTH_LEEWAY_SECS`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = settings::AUTH_LEEWAY_SECS.min, max = settings::AUTH_LEEWAY_SECS.max))]
     pub leeway_seconds: Option<i64>,
+    /// `AUTH_JWKS_MIN_REFETCH_SECS`: shortest interval between two JWKS fetches triggered by
+    /// unknown key ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = settings::AUTH_JWKS_MIN_REFETCH_SECS.min, max = settings::AUTH_JWKS_MIN_REFETCH_SECS.max))]
+    pub min_refetch_seconds: Option<i64>,
+    /// `AUTH_TENANT_CLAIM`: the token claim naming the caller's tenant (default `tenant`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub tenant_claim: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -443,17 +494,71 @@ pub struct NoneAuthSpec {
     pub tenant: Option<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServerSpec {
     /// `SERVER_PORT` and the container/Service port (default 8080).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 65535))]
+    #[schemars(range(min = 1, max = 65535), extend("x-kubernetes-validations" = [{"rule": "self != 9464", "message": "9464 is the management port (probes and /admin/metrics)"}]))]
     pub port: Option<i32>,
     /// `SERVER_REQUEST_MAX_BYTES`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = settings::SERVER_REQUEST_MAX_BYTES.min, max = settings::SERVER_REQUEST_MAX_BYTES.max))]
     pub request_max_bytes: Option<i64>,
+    /// `SERVER_SHUTDOWN_GRACE_SECS`: how long in-flight requests may finish after SIGTERM. The
+    /// pods' `terminationGracePeriodSeconds` is set 10 s above it (at least 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = settings::SERVER_SHUTDOWN_GRACE_SECS.min, max = settings::SERVER_SHUTDOWN_GRACE_SECS.max))]
+    pub shutdown_grace_seconds: Option<i64>,
+    /// `SERVER_HEADER_READ_TIMEOUT_MS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = settings::SERVER_HEADER_READ_TIMEOUT_MS.min, max = settings::SERVER_HEADER_READ_TIMEOUT_MS.max))]
+    pub header_read_timeout_ms: Option<i64>,
+    /// `SERVER_BODY_READ_TIMEOUT_MS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = settings::SERVER_BODY_READ_TIMEOUT_MS.min, max = settings::SERVER_BODY_READ_TIMEOUT_MS.max))]
+    pub body_read_timeout_ms: Option<i64>,
+    /// `SERVER_IDLE_TIMEOUT_SECS`: set it above the idle timeout of the proxy in front.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = settings::SERVER_IDLE_TIMEOUT_SECS.min, max = settings::SERVER_IDLE_TIMEOUT_SECS.max))]
+    pub idle_timeout_seconds: Option<i64>,
+    /// `SERVER_MAX_CONNECTIONS`: connections served at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = settings::SERVER_MAX_CONNECTIONS.min, max = settings::SERVER_MAX_CONNECTIONS.max))]
+    pub max_connections: Option<i64>,
+    /// CORS for browser clients (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsSpec>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CorsSpec {
+    /// `CORS_ALLOWED_ORIGINS`: `*`, or exact origins (`https://app.example.org`: scheme, host,
+    /// port; no path).
+    #[schemars(length(min = 1, max = 64))]
+    pub allowed_origins: Vec<String>,
+    /// `CORS_ALLOW_CREDENTIALS` (not with `*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_credentials: Option<bool>,
+    /// `CORS_MAX_AGE_SECS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = settings::CORS_MAX_AGE_SECS.min, max = settings::CORS_MAX_AGE_SECS.max))]
+    pub max_age_seconds: Option<i64>,
+}
+
+/// Limits of one validation.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidationSpec {
+    /// `VALIDATION_TIMEOUT_MS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = settings::VALIDATION_TIMEOUT_MS.min, max = settings::VALIDATION_TIMEOUT_MS.max))]
+    pub timeout_ms: Option<i64>,
+    /// `VALIDATION_MAX_NODES`: RDF nodes one payload may produce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = settings::VALIDATION_MAX_NODES.min, max = settings::VALIDATION_MAX_NODES.max))]
+    pub max_nodes: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

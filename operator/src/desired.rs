@@ -49,6 +49,11 @@ pub const MANAGEMENT_PORT: i32 = 9464;
 pub const CONTAINER_NAME: &str = "hex-core-service";
 const DEFAULT_PORT: i32 = 8080;
 const DATA_DIR: &str = "/var/lib/hex-core/data";
+/// Where `registry.caSecretRef` is mounted (`REGISTRY_CA_FILE`).
+pub const REGISTRY_CA_DIR: &str = "/etc/hex-core/registry-ca";
+pub const REGISTRY_CA_FILE_NAME: &str = "ca.pem";
+/// Seconds the kubelet waits after SIGTERM beyond the service's own shutdown grace.
+const TERMINATION_GRACE_MARGIN_SECS: i64 = 10;
 /// Size of the data claim the operator creates for the embedded store when the spec names none.
 pub const DEFAULT_DATA_CLAIM_SIZE: &str = "1Gi";
 
@@ -228,8 +233,22 @@ pub fn environment(hcs: &HexCoreService) -> BTreeMap<String, String> {
             set("REGISTRY_CACHE_TTL_SECS", ttl.to_string());
         }
     }
-    if let Some(ms) = spec.registry.fetch_timeout_ms {
-        set("REGISTRY_FETCH_TIMEOUT_MS", ms.to_string());
+    let registry = &spec.registry;
+    let retry = registry.retry.clone().unwrap_or_default();
+    for (key, value) in [
+        ("REGISTRY_FETCH_TIMEOUT_MS", registry.fetch_timeout_ms),
+        ("REGISTRY_ARTIFACT_MAX_BYTES", registry.artifact_max_bytes),
+        ("REGISTRY_FETCH_CONCURRENCY", registry.fetch_concurrency),
+        ("REGISTRY_RETRY_MIN_DELAY_MS", retry.min_delay_ms),
+        ("REGISTRY_RETRY_MAX_DELAY_SECS", retry.max_delay_seconds),
+        ("REGISTRY_READY_MAX_WAIT_SECS", retry.ready_max_wait_seconds),
+    ] {
+        if let Some(v) = value {
+            set(key, v.to_string());
+        }
+    }
+    if registry.ca_secret_ref.is_some() {
+        set("REGISTRY_CA_FILE", format!("{REGISTRY_CA_DIR}/{REGISTRY_CA_FILE_NAME}"));
     }
 
     let io = spec.io_adapter.as_ref();
@@ -261,6 +280,12 @@ pub fn environment(hcs: &HexCoreService) -> BTreeMap<String, String> {
         }
         if let Some(v) = jwt.leeway_seconds {
             set("AUTH_LEEWAY_SECS", v.to_string());
+        }
+        if let Some(v) = jwt.min_refetch_seconds {
+            set("AUTH_JWKS_MIN_REFETCH_SECS", v.to_string());
+        }
+        if let Some(v) = &jwt.tenant_claim {
+            set("AUTH_TENANT_CLAIM", v.clone());
         }
     }
     if let Some(fwd) = &auth.forward {
@@ -302,8 +327,30 @@ pub fn environment(hcs: &HexCoreService) -> BTreeMap<String, String> {
     set("SERVER_HOST", "0.0.0.0".to_string());
     set("SERVER_PORT", port(hcs).to_string());
     set("SERVER_MANAGEMENT_PORT", MANAGEMENT_PORT.to_string());
-    if let Some(v) = spec.server.as_ref().and_then(|s| s.request_max_bytes) {
-        set("SERVER_REQUEST_MAX_BYTES", v.to_string());
+    let server = spec.server.clone().unwrap_or_default();
+    let validation = spec.validation.clone().unwrap_or_default();
+    for (key, value) in [
+        ("SERVER_REQUEST_MAX_BYTES", server.request_max_bytes),
+        ("SERVER_SHUTDOWN_GRACE_SECS", server.shutdown_grace_seconds),
+        ("SERVER_HEADER_READ_TIMEOUT_MS", server.header_read_timeout_ms),
+        ("SERVER_BODY_READ_TIMEOUT_MS", server.body_read_timeout_ms),
+        ("SERVER_IDLE_TIMEOUT_SECS", server.idle_timeout_seconds),
+        ("SERVER_MAX_CONNECTIONS", server.max_connections),
+        ("VALIDATION_TIMEOUT_MS", validation.timeout_ms),
+        ("VALIDATION_MAX_NODES", validation.max_nodes),
+    ] {
+        if let Some(v) = value {
+            set(key, v.to_string());
+        }
+    }
+    if let Some(cors) = &server.cors {
+        set("CORS_ALLOWED_ORIGINS", cors.allowed_origins.join(","));
+        if let Some(v) = cors.allow_credentials {
+            set("CORS_ALLOW_CREDENTIALS", bool_str(v));
+        }
+        if let Some(v) = cors.max_age_seconds {
+            set("CORS_MAX_AGE_SECS", v.to_string());
+        }
     }
     set(
         "LOG_LEVEL",
@@ -332,6 +379,19 @@ pub fn env_config_map(hcs: &HexCoreService, env: &BTreeMap<String, String>) -> C
 pub fn config_hash(env: &BTreeMap<String, String>, secret_digests: &BTreeMap<String, String>) -> String {
     let doc = json!({ "env": env, "secrets": secret_digests });
     sha256_hex(doc.to_string().as_bytes())
+}
+
+/// The kubelet's wait after SIGTERM: the service's shutdown grace (`server.shutdownGraceSeconds`,
+/// default 20 s) plus a margin, at least the Kubernetes default of 30 s, so the kubelet never
+/// kills a replica that is still draining as configured.
+pub fn termination_grace_seconds(hcs: &HexCoreService) -> i64 {
+    let grace = hcs
+        .spec
+        .server
+        .as_ref()
+        .and_then(|s| s.shutdown_grace_seconds)
+        .unwrap_or(hex_core_settings::SERVER_SHUTDOWN_GRACE_SECS.default as i64);
+    (grace + TERMINATION_GRACE_MARGIN_SECS).max(30)
 }
 
 /// The claim the embedded store's data volume mounts: `storage.claimName`, or the one the
@@ -478,6 +538,23 @@ pub fn deployment(hcs: &HexCoreService, config_hash: &str, image: &str) -> Deplo
             ..Default::default()
         },
     ];
+    if let Some(ca) = &spec.registry.ca_secret_ref {
+        volume_mounts.push(mount("registry-ca", REGISTRY_CA_DIR, true));
+        volumes.push(Volume {
+            name: "registry-ca".to_string(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(ca.name.clone()),
+                items: Some(vec![KeyToPath {
+                    key: ca.key.clone(),
+                    path: REGISTRY_CA_FILE_NAME.to_string(),
+                    mode: None,
+                }]),
+                default_mode: Some(0o444),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
     let data_claim = data_claim_name(hcs);
     if let Some(claim) = &data_claim {
         volume_mounts.push(mount("data", DATA_DIR, false));
@@ -546,7 +623,7 @@ pub fn deployment(hcs: &HexCoreService, config_hash: &str, image: &str) -> Deplo
 
     let pod_spec = PodSpec {
         automount_service_account_token: Some(false),
-        termination_grace_period_seconds: Some(30),
+        termination_grace_period_seconds: Some(termination_grace_seconds(hcs)),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(1000),
@@ -785,6 +862,8 @@ mod tests {
                 audience: "hex".into(),
                 refresh_seconds: Some(600),
                 leeway_seconds: Some(5),
+                min_refetch_seconds: Some(20),
+                tenant_claim: Some("org".into()),
             }),
             forward: None,
             none: None,
@@ -795,6 +874,31 @@ mod tests {
         h.spec.server = Some(ServerSpec {
             port: Some(9000),
             request_max_bytes: Some(4096),
+            shutdown_grace_seconds: Some(45),
+            header_read_timeout_ms: Some(5000),
+            body_read_timeout_ms: Some(60_000),
+            idle_timeout_seconds: Some(700),
+            max_connections: Some(2048),
+            cors: Some(CorsSpec {
+                allowed_origins: vec!["https://app.example".into(), "http://localhost:3000".into()],
+                allow_credentials: Some(true),
+                max_age_seconds: Some(60),
+            }),
+        });
+        h.spec.validation = Some(ValidationSpec {
+            timeout_ms: Some(2000),
+            max_nodes: Some(1000),
+        });
+        h.spec.registry.artifact_max_bytes = Some(2048);
+        h.spec.registry.fetch_concurrency = Some(4);
+        h.spec.registry.retry = Some(RetrySpec {
+            min_delay_ms: Some(100),
+            max_delay_seconds: Some(5),
+            ready_max_wait_seconds: Some(20),
+        });
+        h.spec.registry.ca_secret_ref = Some(SecretKeyRef {
+            name: "ca".into(),
+            key: "bundle.pem".into(),
         });
         h.spec.log_level = Some("debug".into());
         h.spec.metrics = Some(MetricsSpec { enabled: true });
@@ -818,6 +922,24 @@ mod tests {
             ("AUTH_ENFORCE_SCOPES", "true"),
             ("SERVER_PORT", "9000"),
             ("SERVER_REQUEST_MAX_BYTES", "4096"),
+            ("SERVER_SHUTDOWN_GRACE_SECS", "45"),
+            ("SERVER_HEADER_READ_TIMEOUT_MS", "5000"),
+            ("SERVER_BODY_READ_TIMEOUT_MS", "60000"),
+            ("SERVER_IDLE_TIMEOUT_SECS", "700"),
+            ("SERVER_MAX_CONNECTIONS", "2048"),
+            ("CORS_ALLOWED_ORIGINS", "https://app.example,http://localhost:3000"),
+            ("CORS_ALLOW_CREDENTIALS", "true"),
+            ("CORS_MAX_AGE_SECS", "60"),
+            ("VALIDATION_TIMEOUT_MS", "2000"),
+            ("VALIDATION_MAX_NODES", "1000"),
+            ("REGISTRY_ARTIFACT_MAX_BYTES", "2048"),
+            ("REGISTRY_FETCH_CONCURRENCY", "4"),
+            ("REGISTRY_RETRY_MIN_DELAY_MS", "100"),
+            ("REGISTRY_RETRY_MAX_DELAY_SECS", "5"),
+            ("REGISTRY_READY_MAX_WAIT_SECS", "20"),
+            ("REGISTRY_CA_FILE", "/etc/hex-core/registry-ca/ca.pem"),
+            ("AUTH_JWKS_MIN_REFETCH_SECS", "20"),
+            ("AUTH_TENANT_CLAIM", "org"),
             ("LOG_LEVEL", "debug"),
             ("METRICS_ENABLED", "true"),
         ];

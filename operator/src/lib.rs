@@ -31,5 +31,6 @@ pub mod rbac;
 pub mod render;
 pub mod replicas;
 pub mod secrets;
+pub mod settings;
 #[cfg(test)]
 mod testing;

@@ -109,6 +109,9 @@ pub fn referenced_secrets(hcs: &HexCoreService) -> Vec<SecretKeyRef> {
     {
         refs.push(r);
     }
+    if let Some(r) = hcs.spec.registry.ca_secret_ref.clone() {
+        refs.push(r);
+    }
     refs
 }
 

@@ -72,6 +72,10 @@ pub fn hcs(name: &str) -> HexCoreService {
                 require_https: None,
                 cache: None,
                 fetch_timeout_ms: None,
+                artifact_max_bytes: None,
+                fetch_concurrency: None,
+                retry: None,
+                ca_secret_ref: None,
             },
             io_adapter: Some(io_adapter("http")),
             auth: AuthSpec {
@@ -84,6 +88,7 @@ pub fn hcs(name: &str) -> HexCoreService {
                 admin_token_secret_ref: None,
             },
             server: None,
+            validation: None,
             log_level: None,
             metrics: None,
             resources: None,

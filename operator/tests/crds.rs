@@ -375,3 +375,65 @@ async fn short_names_categories_and_printer_columns_work_with_kubectl() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("modelcatalog.hex-core.dev/c"));
 }
+
+/// Every bounded field: the API server accepts the service's minimum and maximum and refuses
+/// one step outside, so a spec it accepts never makes the pods exit 2 (before, e.g.
+/// `registry.fetchTimeoutMs: 50` was accepted and every pod refused it).
+#[tokio::test]
+async fn bounded_fields_are_refused_exactly_outside_the_services_range() {
+    use hex_core_operator::settings::{BOUNDED_FIELDS, example_spec_json, set_path};
+    let ns = TestNs::new("crd-bounds").await;
+    install_crds(&ns.client).await;
+    let api: Api<HexCoreService> = Api::namespaced(ns.client.clone(), &ns.name);
+    let object = |name: String, path: &str, value: i64| -> HexCoreService {
+        let mut spec = example_spec_json();
+        set_path(&mut spec, path, json!(value));
+        if path == "registry.retry.minDelayMs" {
+            set_path(&mut spec, "registry.retry.maxDelaySeconds", json!(3600));
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "hex-core.dev/v1alpha1", "kind": "HexCoreService",
+            "metadata": {"name": name}, "spec": spec,
+        }))
+        .unwrap()
+    };
+    for (i, (path, setting)) in BOUNDED_FIELDS.iter().enumerate() {
+        let (min, max) = (setting.min as i64, setting.max as i64);
+        for (end, value) in [("min", min), ("max", max)] {
+            create_raw(&api, &object(format!("b{i}-{end}"), path, value))
+                .await
+                .unwrap_or_else(|e| panic!("spec.{path} = {value} ({end} of {}) refused: {e}", setting.var));
+        }
+        let mut outside = vec![("over", max + 1, "less than or equal to")];
+        if min > 0 {
+            outside.push(("under", min - 1, "greater than or equal to"));
+        }
+        for (end, value, expected) in outside {
+            let (code, message) =
+                api_error_message(create_raw(&api, &object(format!("b{i}-{end}"), path, value)).await);
+            assert_eq!(code, 422, "spec.{path} = {value}: {message}");
+            assert!(
+                message.contains(expected) && message.contains(path.rsplit('.').next().unwrap()),
+                "spec.{path} = {value}: expected {expected:?} naming the field in {message}"
+            );
+        }
+    }
+    // Cross-field rules the service checks at start.
+    let mut spec = example_spec_json();
+    set_path(&mut spec, "registry.retry.minDelayMs", json!(45_000));
+    let hcs: HexCoreService = serde_json::from_value(json!({
+        "apiVersion": "hex-core.dev/v1alpha1", "kind": "HexCoreService",
+        "metadata": {"name": "retry-cap"}, "spec": spec,
+    }))
+    .unwrap();
+    let (code, message) = api_error_message(create_raw(&api, &hcs).await);
+    assert_eq!(code, 422, "{message}");
+    assert!(
+        message.contains("maxDelaySeconds (default 30) must be at least minDelayMs"),
+        "{message}"
+    );
+    let (code, message) =
+        api_error_message(create_raw(&api, &service("mgmt", json!({"server": {"port": 9464}}))).await);
+    assert_eq!(code, 422, "{message}");
+    assert!(message.contains("9464 is the management port"), "{message}");
+}

@@ -1004,22 +1004,29 @@ async fn scenario_4_transient_artifact_failure(node: &Node, client: &Client, art
     ));
 }
 
-/// Scenario 7: a value the API server accepts but the service refuses (its own bounds): the
-/// pods exit 2 and the HexCoreService's Ready condition says why, from the container's
-/// termination message; fixing the spec brings it back.
+/// Scenario 7: a value the API server accepts but the service refuses: the pods exit 2 and the
+/// HexCoreService's Ready condition says why, from the container's termination message; fixing
+/// the spec brings it back. (Numeric bounds can no longer be such a value: the CRD carries the
+/// service's own ranges. A CORS origin with a path is one the schema does not judge.)
 async fn scenario_7_refused_spec(node: &Node, client: &Client) {
     let scenario = "scenario 7 (a spec the service refuses)";
     let started = Instant::now();
     ensure_namespace(client, FAULTS_NS).await;
     let services: Api<HexCoreService> = Api::namespaced(client.clone(), FAULTS_NS);
     let mut refused = service(node, "refused", "flaky", 1);
-    // The CRD allows any positive value; the service's range is 100..=600000 ms.
-    refused.spec.registry.fetch_timeout_ms = Some(50);
+    refused.spec.server = Some(hex_core_operator::crd::ServerSpec {
+        cors: Some(hex_core_operator::crd::CorsSpec {
+            allowed_origins: vec!["https://app.example/console".into()],
+            allow_credentials: None,
+            max_age_seconds: None,
+        }),
+        ..Default::default()
+    });
     services.create(&PostParams::default(), &refused).await.unwrap();
     let (reason, message) = eventually(POD_WAIT, &format!("{scenario}: the reason in Ready"), || async {
         let status = services.get("refused").await.ok()?.status?;
         let (value, reason, message) = condition(&status, "Ready")?;
-        (value == "False" && message.contains("REGISTRY_FETCH_TIMEOUT_MS")).then_some((reason, message))
+        (value == "False" && message.contains("CORS_ALLOWED_ORIGINS")).then_some((reason, message))
     })
     .await;
     assert_eq!(reason, "PodsCrashLooping", "{scenario}: {message}");
@@ -1031,7 +1038,7 @@ async fn scenario_7_refused_spec(node: &Node, client: &Client) {
         .patch(
             "refused",
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"registry": {"fetchTimeoutMs": 5000}}})),
+            &Patch::Merge(json!({"spec": {"server": {"cors": {"allowedOrigins": ["https://app.example"]}}}})),
         )
         .await
         .unwrap();

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::registry::policy::{AllowList, UrlPolicy};
 use crate::registry::state::RetryPolicy;
+use hex_core_settings::{self as settings, IntSetting};
 
 /// A configuration error: one variable, the value it had, and what would have been accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,13 +58,7 @@ pub struct RegistryConfig {
     pub retry: RetryPolicy,
 }
 
-/// `REGISTRY_RETRY_MIN_DELAY_MS`: first delay before retrying a transiently failed entry.
-pub const RETRY_MIN_DELAY_MS: (u64, u64, u64) = (500, 10, 60_000);
-/// `REGISTRY_RETRY_MAX_DELAY_SECS`: cap of the doubling delay (jitter adds up to as much again).
-pub const RETRY_MAX_DELAY_SECS: (u64, u64, u64) = (30, 1, 3600);
-/// `REGISTRY_READY_MAX_WAIT_SECS`: longest a never-loaded, transiently failing entry keeps the
-/// replica unready.
-pub const READY_MAX_WAIT_SECS: (u64, u64, u64) = (60, 0, 3600);
+// Bounded integer settings (default, range) live in the `hex-core-settings` crate.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IoAdapterKind {
@@ -173,26 +168,21 @@ pub struct ServerConfig {
 /// this time of its first byte, and a new connection must send its first request head within it.
 /// Ten seconds is far above what a header block needs on any real link (a few hundred bytes) and
 /// keeps a slow-headers client's hold on a connection short.
-pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
-const HEADER_READ_TIMEOUT_MS_BOUNDS: (u64, u64) = (100, 600_000);
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = settings::SERVER_HEADER_READ_TIMEOUT_MS.default;
 /// `SERVER_BODY_READ_TIMEOUT_MS`: a request body must arrive completely within this time of the
 /// handler's first read. 30 s carries the largest default body (1 MiB) at under 300 kbit/s;
 /// ingress proxies buffer bodies and forward them at LAN speed.
-pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 30_000;
-const BODY_READ_TIMEOUT_MS_BOUNDS: (u64, u64) = (100, 3_600_000);
+pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = settings::SERVER_BODY_READ_TIMEOUT_MS.default;
 /// `SERVER_IDLE_TIMEOUT_SECS`: a keep-alive connection without a request for this long is closed.
 /// Longer than the upstream idle timeouts of common load balancers (AWS ALB and ingress-nginx 60 s,
 /// Traefik 90 s), so the proxy closes first and never sends a request into a closing connection.
-pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 120;
-const IDLE_TIMEOUT_SECS_BOUNDS: (u64, u64) = (1, 86_400);
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = settings::SERVER_IDLE_TIMEOUT_SECS.default;
 /// `SERVER_MAX_CONNECTIONS`: connections served at once on the main port; more wait in the
 /// kernel's accept queue. 4096 idle connections cost about 40 MiB of buffers; at start the value
 /// is also checked against the open-file limit (see `server::limits`).
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
-const MAX_CONNECTIONS_BOUNDS: (usize, usize) = (1, 1_000_000);
+pub const DEFAULT_MAX_CONNECTIONS: usize = settings::SERVER_MAX_CONNECTIONS.default as usize;
 /// `CORS_MAX_AGE_SECS`: how long a browser may cache a preflight answer.
-pub const DEFAULT_CORS_MAX_AGE_SECS: u64 = 600;
-const CORS_MAX_AGE_SECS_BOUNDS: (u64, u64) = (0, 86_400);
+pub const DEFAULT_CORS_MAX_AGE_SECS: u64 = settings::CORS_MAX_AGE_SECS.default;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionConfig {
@@ -296,6 +286,15 @@ impl<'a> Env<'a> {
             return Err(ConfigError::new(key, &raw, "is out of range", accepted));
         }
         Ok(value)
+    }
+
+    /// A bounded integer setting: its default, range and variable from [`crate::settings`].
+    fn int<T: TryFrom<u64>>(&self, setting: &IntSetting) -> Result<T, ConfigError> {
+        let value = self.number(setting.var, setting.default, setting.min, setting.max)?;
+        // The bounds are chosen to fit the field's type; a setting whose max did not fit would
+        // be a programming error caught by the settings tests.
+        T::try_from(value)
+            .map_err(|_| ConfigError::new(setting.var, &value.to_string(), "does not fit", "a smaller value"))
     }
 
     fn list(&self, key: &str, separator: char) -> Vec<String> {
@@ -404,15 +403,10 @@ fn registry_config(env: &Env<'_>) -> Result<RegistryConfig, ConfigError> {
         source,
         policy: UrlPolicy::new(allow_list, require_https),
         cache_enabled: env.bool("REGISTRY_CACHE_ENABLED", false)?,
-        cache_ttl: Duration::from_secs(env.number("REGISTRY_CACHE_TTL_SECS", 300u64, 0, 86_400 * 7)?),
-        artifact_max_bytes: env.number(
-            "REGISTRY_ARTIFACT_MAX_BYTES",
-            16 * 1024 * 1024u64,
-            1024,
-            1024 * 1024 * 1024,
-        )?,
-        fetch_timeout: Duration::from_millis(env.number("REGISTRY_FETCH_TIMEOUT_MS", 10_000u64, 100, 600_000)?),
-        fetch_concurrency: env.number("REGISTRY_FETCH_CONCURRENCY", 8usize, 1, 256)?,
+        cache_ttl: Duration::from_secs(env.int::<u64>(&settings::REGISTRY_CACHE_TTL_SECS)?),
+        artifact_max_bytes: env.int(&settings::REGISTRY_ARTIFACT_MAX_BYTES)?,
+        fetch_timeout: Duration::from_millis(env.int::<u64>(&settings::REGISTRY_FETCH_TIMEOUT_MS)?),
+        fetch_concurrency: env.int(&settings::REGISTRY_FETCH_CONCURRENCY)?,
         ca_file: env.get("REGISTRY_CA_FILE").map(PathBuf::from),
         allow_local_artifacts: env.bool("REGISTRY_ALLOW_LOCAL_ARTIFACTS", false)?,
         retry: retry_policy(env)?,
@@ -421,10 +415,8 @@ fn registry_config(env: &Env<'_>) -> Result<RegistryConfig, ConfigError> {
 
 /// (default, min, max) of each variable are the constants above.
 fn retry_policy(env: &Env<'_>) -> Result<RetryPolicy, ConfigError> {
-    let (default, min, max) = RETRY_MIN_DELAY_MS;
-    let min_delay = Duration::from_millis(env.number("REGISTRY_RETRY_MIN_DELAY_MS", default, min, max)?);
-    let (default, min, max) = RETRY_MAX_DELAY_SECS;
-    let max_delay = Duration::from_secs(env.number("REGISTRY_RETRY_MAX_DELAY_SECS", default, min, max)?);
+    let min_delay = Duration::from_millis(env.int(&settings::REGISTRY_RETRY_MIN_DELAY_MS)?);
+    let max_delay = Duration::from_secs(env.int(&settings::REGISTRY_RETRY_MAX_DELAY_SECS)?);
     if max_delay < min_delay {
         return Err(ConfigError::new(
             "REGISTRY_RETRY_MAX_DELAY_SECS",
@@ -433,8 +425,7 @@ fn retry_policy(env: &Env<'_>) -> Result<RetryPolicy, ConfigError> {
             "a cap at least as long as the first delay",
         ));
     }
-    let (default, min, max) = READY_MAX_WAIT_SECS;
-    let ready_max_wait = Duration::from_secs(env.number("REGISTRY_READY_MAX_WAIT_SECS", default, min, max)?);
+    let ready_max_wait = Duration::from_secs(env.int(&settings::REGISTRY_READY_MAX_WAIT_SECS)?);
     Ok(RetryPolicy {
         min_delay,
         max_delay,
@@ -493,7 +484,7 @@ fn io_adapter_config(env: &Env<'_>) -> Result<IoAdapterConfig, ConfigError> {
         kind,
         version: env.string("IO_ADAPTER_VERSION", "v1"),
         base_url,
-        timeout: Duration::from_millis(env.number("IO_ADAPTER_TIMEOUT_MS", 5000u64, 1, 600_000)?),
+        timeout: Duration::from_millis(env.int::<u64>(&settings::IO_ADAPTER_TIMEOUT_MS)?),
         data_dir: PathBuf::from(env.string("IO_ADAPTER_DATA_DIR", "./.data")),
         database_url,
     })
@@ -532,9 +523,9 @@ fn auth_config(env: &Env<'_>) -> Result<AuthConfig, ConfigError> {
                 jwks_url,
                 issuer: env.required("AUTH_ISSUER", "the expected `iss` claim")?,
                 audience: env.required("AUTH_AUDIENCE", "the expected `aud` claim")?,
-                jwks_refresh: Duration::from_secs(env.number("AUTH_JWKS_REFRESH_SECS", 3600u64, 10, 86_400 * 7)?),
-                leeway_secs: env.number("AUTH_LEEWAY_SECS", 30u64, 0, 600)?,
-                jwks_min_refetch: Duration::from_secs(env.number("AUTH_JWKS_MIN_REFETCH_SECS", 10u64, 0, 3600)?),
+                jwks_refresh: Duration::from_secs(env.int::<u64>(&settings::AUTH_JWKS_REFRESH_SECS)?),
+                leeway_secs: env.int(&settings::AUTH_LEEWAY_SECS)?,
+                jwks_min_refetch: Duration::from_secs(env.int::<u64>(&settings::AUTH_JWKS_MIN_REFETCH_SECS)?),
                 tenant_claim: env.string("AUTH_TENANT_CLAIM", "tenant"),
             })
         }
@@ -595,16 +586,11 @@ fn server_config(env: &Env<'_>) -> Result<ServerConfig, ConfigError> {
     })?;
     Ok(ServerConfig {
         host,
-        port: env.number("SERVER_PORT", 8080u16, 0, 65535)?,
-        request_max_bytes: env.number("SERVER_REQUEST_MAX_BYTES", 1_048_576usize, 1024, 1024 * 1024 * 1024)?,
-        shutdown_grace: Duration::from_secs(env.number("SERVER_SHUTDOWN_GRACE_SECS", 20u64, 0, 3600)?),
-        validation_timeout: Duration::from_millis(env.number("VALIDATION_TIMEOUT_MS", 10_000u64, 10, 600_000)?),
-        validation_max_nodes: env.number(
-            "VALIDATION_MAX_NODES",
-            crate::usecases::validate::DEFAULT_MAX_NODES,
-            10,
-            10_000_000,
-        )?,
+        port: env.int(&settings::SERVER_PORT)?,
+        request_max_bytes: env.int(&settings::SERVER_REQUEST_MAX_BYTES)?,
+        shutdown_grace: Duration::from_secs(env.int::<u64>(&settings::SERVER_SHUTDOWN_GRACE_SECS)?),
+        validation_timeout: Duration::from_millis(env.int::<u64>(&settings::VALIDATION_TIMEOUT_MS)?),
+        validation_max_nodes: env.int(&settings::VALIDATION_MAX_NODES)?,
         connections: connection_config(env)?,
         management_port: management_port(env)?,
         cors: cors_config(env)?,
@@ -612,35 +598,11 @@ fn server_config(env: &Env<'_>) -> Result<ServerConfig, ConfigError> {
 }
 
 fn connection_config(env: &Env<'_>) -> Result<ConnectionConfig, ConfigError> {
-    let (header_min, header_max) = HEADER_READ_TIMEOUT_MS_BOUNDS;
-    let (body_min, body_max) = BODY_READ_TIMEOUT_MS_BOUNDS;
-    let (idle_min, idle_max) = IDLE_TIMEOUT_SECS_BOUNDS;
-    let (connections_min, connections_max) = MAX_CONNECTIONS_BOUNDS;
     Ok(ConnectionConfig {
-        header_read_timeout: Duration::from_millis(env.number(
-            "SERVER_HEADER_READ_TIMEOUT_MS",
-            DEFAULT_HEADER_READ_TIMEOUT_MS,
-            header_min,
-            header_max,
-        )?),
-        body_read_timeout: Duration::from_millis(env.number(
-            "SERVER_BODY_READ_TIMEOUT_MS",
-            DEFAULT_BODY_READ_TIMEOUT_MS,
-            body_min,
-            body_max,
-        )?),
-        idle_timeout: Duration::from_secs(env.number(
-            "SERVER_IDLE_TIMEOUT_SECS",
-            DEFAULT_IDLE_TIMEOUT_SECS,
-            idle_min,
-            idle_max,
-        )?),
-        max_connections: env.number(
-            "SERVER_MAX_CONNECTIONS",
-            DEFAULT_MAX_CONNECTIONS,
-            connections_min,
-            connections_max,
-        )?,
+        header_read_timeout: Duration::from_millis(env.int(&settings::SERVER_HEADER_READ_TIMEOUT_MS)?),
+        body_read_timeout: Duration::from_millis(env.int(&settings::SERVER_BODY_READ_TIMEOUT_MS)?),
+        idle_timeout: Duration::from_secs(env.int(&settings::SERVER_IDLE_TIMEOUT_SECS)?),
+        max_connections: env.int(&settings::SERVER_MAX_CONNECTIONS)?,
         max_connections_explicit: env.get("SERVER_MAX_CONNECTIONS").is_some(),
     })
 }
@@ -650,8 +612,8 @@ fn management_port(env: &Env<'_>) -> Result<Option<u16>, ConfigError> {
     let Some(raw) = env.get("SERVER_MANAGEMENT_PORT") else {
         return Ok(None);
     };
-    let port = env.number("SERVER_MANAGEMENT_PORT", 0u16, 0, 65535)?;
-    let main = env.number("SERVER_PORT", 8080u16, 0, 65535)?;
+    let port: u16 = env.int(&settings::SERVER_MANAGEMENT_PORT)?;
+    let main: u16 = env.int(&settings::SERVER_PORT)?;
     if port != 0 && port == main {
         return Err(ConfigError::new(
             "SERVER_MANAGEMENT_PORT",
@@ -707,11 +669,10 @@ fn cors_config(env: &Env<'_>) -> Result<Option<CorsConfig>, ConfigError> {
         }
         CorsOrigins::List(list)
     };
-    let (age_min, age_max) = CORS_MAX_AGE_SECS_BOUNDS;
     Ok(Some(CorsConfig {
         origins,
         allow_credentials,
-        max_age: Duration::from_secs(env.number("CORS_MAX_AGE_SECS", DEFAULT_CORS_MAX_AGE_SECS, age_min, age_max)?),
+        max_age: Duration::from_secs(env.int::<u64>(&settings::CORS_MAX_AGE_SECS)?),
     }))
 }
 

@@ -37,7 +37,7 @@ pub enum ValidateError {
 }
 
 /// Default of `VALIDATION_MAX_NODES`.
-pub const DEFAULT_MAX_NODES: usize = 50_000;
+pub const DEFAULT_MAX_NODES: usize = hex_core_settings::VALIDATION_MAX_NODES.default as usize;
 
 /// Most JSON values a payload validated on the reactor thread may hold.
 pub const INLINE_MAX_NODES: usize = 256;
