@@ -10,9 +10,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod net;
 pub mod netns;
 pub mod node;
-pub mod net;
 pub mod replica;
 
 use std::path::{Path, PathBuf};
