@@ -310,15 +310,17 @@ mod tests {
             for part in path.split('.') {
                 node = &node["properties"][part];
             }
+            // schemars writes bounds as floats (`100.0`), as OpenAPI types them.
             assert_eq!(
-                node["minimum"],
-                json!(setting.min),
+                node["minimum"].as_f64(),
+                Some(setting.min as f64),
                 "spec.{path} minimum ({})",
                 setting.var
             );
+            // schemars writes bounds as floats (`100.0`), as OpenAPI types them.
             assert_eq!(
-                node["maximum"],
-                json!(setting.max),
+                node["maximum"].as_f64(),
+                Some(setting.max as f64),
                 "spec.{path} maximum ({})",
                 setting.var
             );
