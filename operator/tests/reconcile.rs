@@ -715,12 +715,13 @@ async fn the_embedded_store_gets_a_claim_one_pod_and_the_recreate_strategy() {
         )
         .await
         .unwrap();
-    let spec = eventually(WAIT, "a Recreate Deployment", || async {
+    // Two writes: the strategy first (a merge patch clearing the defaulted rollingUpdate, which
+    // Recreate refuses), then the apply with one replica; wait for the second.
+    let spec = eventually(WAIT, "a Recreate Deployment with one replica", || async {
         let spec = f.deployments.get("svc").await.unwrap().spec?;
-        (spec.strategy.as_ref()?.type_.as_deref() == Some("Recreate")).then_some(spec)
+        (spec.strategy.as_ref()?.type_.as_deref() == Some("Recreate") && spec.replicas == Some(1)).then_some(spec)
     })
     .await;
-    assert_eq!(spec.replicas, Some(1));
     assert!(spec.strategy.unwrap().rolling_update.is_none());
     let volumes = spec.template.spec.unwrap().volumes.unwrap();
     let data = volumes.iter().find(|v| v.name == "data").expect("a data volume");
