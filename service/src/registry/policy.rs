@@ -2,8 +2,7 @@
 //!
 //! An allow-list entry `host` admits that host on any port; `host:port` admits only that port.
 //! (The reference service compares the URL's `host[:port]` text with the entries exactly, so an
-//! entry `models.svc` does not admit `http://models.svc:8080/...`, and `host:443` does not admit
-//! `https://host/` whose port is implicit.)
+//! entry `models.svc` does not admit `http://models.svc:8080/...`.)
 
 use std::fmt;
 
