@@ -46,7 +46,7 @@ async fn probes_and_metrics_answer_without_authentication_on_the_management_port
     assert!(text.contains("registry_models_loaded 1"), "{text}");
     assert!(text.contains("http_connections_open{port=\"management\"}"), "{text}");
 
-    // The main port keeps its rules: metrics need an admin identity there.
+    // The main port keeps its rules: metrics need an authenticated caller there.
     let main = http.get(service.url("/admin/metrics")).send().await.unwrap();
     assert_eq!(main.status(), 401);
     let main = http

@@ -1,8 +1,8 @@
 //! The URL policy every catalog and artifact URL (and every redirect hop) must pass.
 //!
 //! An allow-list entry `host` admits that host on any port; `host:port` admits only that port.
-//! (The reference service rejects every URL that names a port, which breaks local and in-cluster
-//! use such as `http://models.svc:8080/...`.)
+//! (The reference service compares the URL's `host[:port]` text with the entries exactly, so an
+//! entry `models.svc` does not admit `http://models.svc:8080/...`.)
 
 use std::fmt;
 
