@@ -235,24 +235,26 @@ func TestGeneratedClientAgainstALiveService(t *testing.T) {
 		}
 		return ids, response, err
 	}
-	heavyIDs, response, err := query(*hexcore.NewRecordQueryFilter([]hexcore.RecordQueryCondition{
+	heavyIDs, response, err := query(*filterWhere([]hexcore.RecordQueryCondition{
 		ours, *hexcore.NewRecordQueryCondition("payload.mass_kg", "gt", 2),
 	}))
 	ok(t, response, err, "QueryRecords (mass_kg)")
 	if !reflect.DeepEqual(heavyIDs, []string{runID + "-b"}) {
 		t.Fatalf("query mass_kg > 2: %v", heavyIDs)
 	}
-	newestFirst := hexcore.NewRecordQueryFilter([]hexcore.RecordQueryCondition{
+	newestFirst := filterWhere([]hexcore.RecordQueryCondition{
 		ours, *hexcore.NewRecordQueryCondition("payload.record_scope", "eq", "product"),
 	})
-	newestFirst.SetSort([]hexcore.RecordQuerySort{*hexcore.NewRecordQuerySort("created_at", "desc")})
+	createdDesc := hexcore.NewRecordQuerySort("created_at")
+	createdDesc.SetDirection("desc")
+	newestFirst.SetSort([]hexcore.RecordQuerySort{*createdDesc})
 	newestFirst.SetLimit(10)
 	queryIDs, response, err := query(*newestFirst)
 	ok(t, response, err, "QueryRecords (newest first)")
 	if !reflect.DeepEqual(queryIDs, []string{runID + "-b", runID + "-a"}) {
 		t.Fatalf("query newest first: %v", queryIDs)
 	}
-	_, response, err = query(*hexcore.NewRecordQueryFilter([]hexcore.RecordQueryCondition{
+	_, response, err = query(*filterWhere([]hexcore.RecordQueryCondition{
 		*hexcore.NewRecordQueryCondition("colour", "eq", "red"),
 	}))
 	if r := refusal(t, response, err); r.status != 400 || r.code != "INVALID_QUERY" {
@@ -274,4 +276,12 @@ func TestGeneratedClientAgainstALiveService(t *testing.T) {
 	if err := os.WriteFile(summaryFile, summary, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// filterWhere is a filter with these conditions (`where` is optional in the contract: absent or
+// null matches every record, so the generated constructor no longer takes it).
+func filterWhere(conditions []hexcore.RecordQueryCondition) *hexcore.RecordQueryFilter {
+	f := hexcore.NewRecordQueryFilter()
+	f.SetWhere(conditions)
+	return f
 }
