@@ -152,6 +152,7 @@ def main():
     )
     query_ids = [r.id for r in newest_first.records]
     check(query_ids == [second["id"], first["id"]], f"query newest first: {query_ids}")
+    check((newest_first.limit, newest_first.offset) == (10, 0), f"limit and offset applied: {newest_first}")
     bad_query = refusal(
         lambda: models.query_records(
             MODEL,

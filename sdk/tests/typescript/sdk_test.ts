@@ -157,6 +157,7 @@ async function main(): Promise<void> {
   });
   const queryIds = newestFirst.records.map((r) => r.id);
   check(JSON.stringify(queryIds) === JSON.stringify([second.id, first.id]), `query newest first: ${JSON.stringify(queryIds)}`);
+  check(newestFirst.limit === 10 && newestFirst.offset === 0, `limit and offset applied: ${newestFirst.limit}, ${newestFirst.offset}`);
   const badQuery = await refusal(
     models.queryRecords({ model, version, queryRequest: { filter: { where: [{ field: "colour", op: "eq", value: "red" }] } } }),
   );
