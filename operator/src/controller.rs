@@ -339,21 +339,37 @@ pub async fn run(client: Client, namespace: Option<String>, settings: Settings, 
         },
     );
 
+    let metrics = ctx.metrics.clone();
     let catalogs_run = catalog_controller
         .run(reconcile_catalog, catalog_error_policy, ctx.clone())
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "modelcatalog controller event");
-            }
-        });
+        .for_each(move |result| controller_event(result.err(), "modelcatalog", metrics.clone()));
+    let metrics = ctx.metrics.clone();
     let services_run = service_controller
         .run(reconcile_service, service_error_policy, ctx.clone())
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "hexcoreservice controller event");
-            }
-        });
+        .for_each(move |result| controller_event(result.err(), "hexcoreservice", metrics.clone()));
     tokio::join!(catalogs_run, services_run);
+}
+
+/// A controller's error event. Reconcile failures are counted and logged where they happen; a
+/// failed list or watch (kube-runtime retries it with backoff) is logged as an error and counted
+/// here, since the operator does not see the objects it cannot watch: with a ClusterRole older
+/// than the operator (a forbidden resource) it would otherwise look healthy and do nothing.
+async fn controller_event<E: std::fmt::Display>(
+    error: Option<kube::runtime::controller::Error<E, watcher::Error>>,
+    controller: &'static str,
+    metrics: Arc<Metrics>,
+) {
+    match error {
+        None => {}
+        Some(kube::runtime::controller::Error::QueueError(error)) => {
+            metrics
+                .watch_errors
+                .get_or_create(&vec![("controller", controller.to_string())])
+                .inc();
+            tracing::error!(%error, controller, "a list or watch failed; objects it covers are not seen until it recovers (a 403 means the operator's RBAC lacks that resource)");
+        }
+        Some(error) => tracing::debug!(%error, controller, "controller event"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -30,6 +30,9 @@ pub struct Metrics {
     pub refreshes: Family<Labels, Counter>,
     /// 1 while this replica holds the leader lease.
     pub leader: Gauge,
+    /// Failed lists and watches by controller. A 403 means the operator's RBAC lacks a resource
+    /// it watches (an older ClusterRole): it then never sees those objects.
+    pub watch_errors: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -48,6 +51,7 @@ impl Metrics {
             writes: Family::default(),
             refreshes: Family::default(),
             leader: Gauge::default(),
+            watch_errors: Family::default(),
         };
         {
             let mut registry = metrics.registry.lock().unwrap_or_else(|e| e.into_inner());
@@ -69,6 +73,11 @@ impl Metrics {
                 metrics.refreshes.clone(),
             );
             registry.register("leader", "1 while this replica leads", metrics.leader.clone());
+            registry.register(
+                "watch_errors",
+                "Failed lists and watches by controller (403: the RBAC lacks a watched resource)",
+                metrics.watch_errors.clone(),
+            );
         }
         metrics
     }

@@ -13,7 +13,7 @@ use hex_core_operator::operator::{Election, Options};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -122,6 +122,55 @@ async fn the_operator_does_its_job_with_exactly_the_deployed_rbac() {
         .delete(&format!("hex-core-operator-{}", ns.name), &Default::default())
         .await
         .unwrap();
+}
+
+/// With a ClusterRole older than the operator (here: without `pods`, as the first chart had), the
+/// refused watch is not silent: it is counted in `hexcore_operator_watch_errors_total` and logged
+/// as an error, so the cause of an operator that does nothing is visible.
+#[tokio::test]
+async fn a_watch_the_rbac_refuses_is_counted_and_logged() {
+    let ns = TestNs::new("rbac-old").await;
+    install_crds(&ns.client).await;
+    let manifest = std::fs::read_to_string(repo_root().join("deploy/operator.yaml")).unwrap();
+    let docs = support::yaml_documents(&manifest);
+    let mut rules = role_rules(&docs, "ClusterRole", "hex-core-operator");
+    let rules = rules.as_array_mut().unwrap();
+    for rule in rules.iter_mut() {
+        if let Some(resources) = rule["resources"].as_array_mut() {
+            resources.retain(|r| r != "pods");
+        }
+    }
+    rules.retain(|rule| rule["resources"].as_array().is_none_or(|r| !r.is_empty()));
+    let role_name = format!("hex-core-operator-without-pods-{}", ns.name);
+    let roles: Api<ClusterRole> = Api::all(ns.client.clone());
+    let role: ClusterRole = serde_json::from_value(json!({"metadata": {"name": role_name}, "rules": rules})).unwrap();
+    roles.create(&PostParams::default(), &role).await.unwrap();
+    let accounts: Api<ServiceAccount> = Api::namespaced(ns.client.clone(), &ns.name);
+    let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "old-operator"}})).unwrap();
+    accounts.create(&PostParams::default(), &account).await.unwrap();
+    let bindings: Api<ClusterRoleBinding> = Api::all(ns.client.clone());
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": role_name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+        "subjects": [{"kind": "ServiceAccount", "name": "old-operator", "namespace": ns.name}],
+    }))
+    .unwrap();
+    bindings.create(&PostParams::default(), &binding).await.unwrap();
+
+    let client = support::impersonating_client(&ns.name, &ns.name, "old-operator").await;
+    let operator = RunningOperator::start(client, &ns.name);
+    let counted = eventually(WAIT, "the refused pod watch to be counted", || async {
+        let metrics = operator.handle.metrics.render();
+        metrics
+            .lines()
+            .find(|l| l.starts_with("hexcore_operator_watch_errors_total{controller=\"hexcoreservice\"}"))
+            .map(str::to_string)
+    })
+    .await;
+    let value: f64 = counted.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(value >= 1.0, "{counted}");
+    bindings.delete(&role_name, &Default::default()).await.unwrap();
+    roles.delete(&role_name, &Default::default()).await.unwrap();
 }
 
 /// `(group, resource, verb)` of every rule in `rules`.
