@@ -170,6 +170,15 @@ pub fn example_spec_json() -> serde_json::Value {
     })
 }
 
+/// A HexCoreService `name` with `spec` (JSON), as a client would send it.
+pub fn service_with_spec(name: &str, spec: serde_json::Value) -> crate::crd::HexCoreService {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "hex-core.dev/v1alpha1", "kind": "HexCoreService",
+        "metadata": {"name": name}, "spec": spec,
+    }))
+    .expect("a HexCoreService")
+}
+
 /// Sets `path` (dotted, under `spec`) in a spec JSON.
 pub fn set_path(spec: &mut serde_json::Value, path: &str, value: serde_json::Value) {
     let mut node = spec;
@@ -215,12 +224,9 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     fn hcs_from(spec: Value) -> HexCoreService {
-        serde_json::from_value(json!({
-            "apiVersion": "hex-core.dev/v1alpha1", "kind": "HexCoreService",
-            "metadata": {"name": "svc", "namespace": "ns1"},
-            "spec": spec,
-        }))
-        .expect("a HexCoreService")
+        let mut hcs = service_with_spec("svc", spec);
+        hcs.metadata.namespace = Some("ns1".into());
+        hcs
     }
 
     /// The environment a pod of `hcs` starts with: the operator's ConfigMap, plus the Secret

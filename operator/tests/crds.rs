@@ -381,7 +381,7 @@ async fn short_names_categories_and_printer_columns_work_with_kubectl() {
 /// `registry.fetchTimeoutMs: 50` was accepted and every pod refused it).
 #[tokio::test]
 async fn bounded_fields_are_refused_exactly_outside_the_services_range() {
-    use hex_core_operator::settings::{BOUNDED_FIELDS, example_spec_json, set_path};
+    use hex_core_operator::settings::{BOUNDED_FIELDS, example_spec_json, service_with_spec, set_path};
     let ns = TestNs::new("crd-bounds").await;
     install_crds(&ns.client).await;
     let api: Api<HexCoreService> = Api::namespaced(ns.client.clone(), &ns.name);
@@ -391,11 +391,7 @@ async fn bounded_fields_are_refused_exactly_outside_the_services_range() {
         if path == "registry.retry.minDelayMs" {
             set_path(&mut spec, "registry.retry.maxDelaySeconds", json!(3600));
         }
-        serde_json::from_value(json!({
-            "apiVersion": "hex-core.dev/v1alpha1", "kind": "HexCoreService",
-            "metadata": {"name": name}, "spec": spec,
-        }))
-        .unwrap()
+        service_with_spec(&name, spec)
     };
     for (i, (path, setting)) in BOUNDED_FIELDS.iter().enumerate() {
         let (min, max) = (setting.min as i64, setting.max as i64);
@@ -421,11 +417,7 @@ async fn bounded_fields_are_refused_exactly_outside_the_services_range() {
     // Cross-field rules the service checks at start.
     let mut spec = example_spec_json();
     set_path(&mut spec, "registry.retry.minDelayMs", json!(45_000));
-    let hcs: HexCoreService = serde_json::from_value(json!({
-        "apiVersion": "hex-core.dev/v1alpha1", "kind": "HexCoreService",
-        "metadata": {"name": "retry-cap"}, "spec": spec,
-    }))
-    .unwrap();
+    let hcs = service_with_spec("retry-cap", spec);
     let (code, message) = api_error_message(create_raw(&api, &hcs).await);
     assert_eq!(code, 422, "{message}");
     assert!(

@@ -62,14 +62,7 @@ async fn artifact_server(node: &Node) -> SocketAddr {
         )
     }));
     let demo = repo_root().join("demo/models");
-    let read = |root: PathBuf, path: String| async move {
-        if path.split('/').any(|s| s == ".." || s.is_empty()) {
-            return Err(StatusCode::BAD_REQUEST);
-        }
-        tokio::fs::read(root.join(path))
-            .await
-            .map_err(|_| StatusCode::NOT_FOUND)
-    };
+    let read = |root: PathBuf, path: String| async move { read_under(&root, &path).await };
     let app = Router::new()
         .route(
             "/demo/{*path}",
@@ -90,6 +83,16 @@ async fn artifact_server(node: &Node) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
+}
+
+/// The file at `path` under `root` (no `..`, no empty segment), or the status to answer.
+async fn read_under(root: &std::path::Path, path: &str) -> Result<Vec<u8>, StatusCode> {
+    if path.split('/').any(|s| s == ".." || s.is_empty()) {
+        return Err(StatusCode::BAD_REQUEST);
+    }
+    tokio::fs::read(root.join(path))
+        .await
+        .map_err(|_| StatusCode::NOT_FOUND)
 }
 
 /// examples/gitops' ModelCatalog (the four CE-RISE models), its URLs pointed at the artifact server.
@@ -920,12 +923,7 @@ async fn flaky_artifact_server(node: &Node, failures: usize) -> (SocketAddr, Arc
                 {
                     return Err(StatusCode::SERVICE_UNAVAILABLE);
                 }
-                if path.split('/').any(|s| s == ".." || s.is_empty()) {
-                    return Err(StatusCode::BAD_REQUEST);
-                }
-                tokio::fs::read(demo.join(path))
-                    .await
-                    .map_err(|_| StatusCode::NOT_FOUND)
+                read_under(&demo, &path).await
             }
         }),
     );
