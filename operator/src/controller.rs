@@ -366,6 +366,9 @@ async fn controller_event<E: std::fmt::Display>(
                 .watch_errors
                 .get_or_create(&vec![("controller", controller.to_string())])
                 .inc();
+            metrics
+                .watch_health
+                .record_failure(controller, error.to_string(), std::time::Instant::now());
             tracing::error!(%error, controller, "a list or watch failed; objects it covers are not seen until it recovers (a 403 means the operator's RBAC lacks that resource)");
         }
         Some(error) => tracing::debug!(%error, controller, "controller event"),

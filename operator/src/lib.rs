@@ -34,3 +34,4 @@ pub mod secrets;
 pub mod settings;
 #[cfg(test)]
 mod testing;
+pub mod watch_health;

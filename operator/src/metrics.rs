@@ -33,6 +33,9 @@ pub struct Metrics {
     /// Failed lists and watches by controller. A 403 means the operator's RBAC lacks a resource
     /// it watches (an older ClusterRole): it then never sees those objects.
     pub watch_errors: Family<Labels, Counter>,
+    /// Not a metric: the time of the last failed list or watch, for `/readyz`. It lives here
+    /// because the controllers and the HTTP endpoints already share this object.
+    pub watch_health: crate::watch_health::WatchHealth,
 }
 
 impl Default for Metrics {
@@ -52,6 +55,7 @@ impl Metrics {
             refreshes: Family::default(),
             leader: Gauge::default(),
             watch_errors: Family::default(),
+            watch_health: Default::default(),
         };
         {
             let mut registry = metrics.registry.lock().unwrap_or_else(|e| e.into_inner());

@@ -156,17 +156,20 @@ async fn lead_then_run(client: Client, options: Options, metrics: Arc<Metrics>, 
     }
 }
 
-/// `/healthz` (the process runs), `/readyz` (the API server answered once), `/metrics`.
+/// `/healthz` (the process runs), `/readyz` (the API server answered once and no list or watch
+/// failed lately, see [`crate::watch_health`]), `/metrics`.
 pub fn router(handle: Arc<Handle>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
             get(|State(h): State<Arc<Handle>>| async move {
-                if h.ready.load(Ordering::SeqCst) {
-                    (StatusCode::OK, "ok")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                if !h.ready.load(Ordering::SeqCst) {
+                    return (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_string());
+                }
+                match h.metrics.watch_health.problem(std::time::Instant::now()) {
+                    Some(problem) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {problem}")),
+                    None => (StatusCode::OK, "ok".to_string()),
                 }
             }),
         )

@@ -388,6 +388,38 @@ fn error_findings(report: &Value) -> BTreeSet<(String, String, String)> {
         .collect()
 }
 
+/// Under a ClusterRole that refuses one of its watches: the Lease holder's pod is running but
+/// not ready (its /readyz names the refused watch), the standby's pod is ready.
+async fn leader_not_ready_standby_ready(client: &Client) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NS);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), OPERATOR_NS);
+    eventually(
+        POD_WAIT,
+        "the operator's leader to be not ready (refused watch) and its standby ready",
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={RELEASE}")))
+                .await
+                .ok()?;
+            let holder = leases.get_opt(RELEASE).await.ok()??.spec?.holder_identity?;
+            let live: Vec<Pod> = list
+                .items
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .collect();
+            let leader = live
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(holder.as_str()))?;
+            let running = leader.status.as_ref()?.phase.as_deref() == Some("Running");
+            let standby_ready = live
+                .iter()
+                .any(|p| p.metadata.name.as_deref() != Some(holder.as_str()) && is_ready(p));
+            (live.len() == 2 && running && !is_ready(leader) && standby_ready).then_some(())
+        },
+    )
+    .await
+}
+
 /// The operator's pods, all ready, and the Lease holder among them.
 async fn operator_pods(client: &Client, replicas: usize) -> (Vec<Pod>, String) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NS);
@@ -427,16 +459,20 @@ fn helm_image_args(node: &Node) -> Vec<String> {
 }
 
 fn helm(node: &Node, verb: &str, chart: &str, extra: &[&str]) -> String {
+    helm_with(node, verb, chart, true, extra)
+}
+
+fn helm_with(node: &Node, verb: &str, chart: &str, wait: bool, extra: &[&str]) -> String {
     let mut args: Vec<String> = vec![
         verb.into(),
         RELEASE.into(),
         chart.into(),
         "--namespace".into(),
         OPERATOR_NS.into(),
-        "--wait".into(),
-        "--timeout".into(),
-        "180s".into(),
     ];
+    if wait {
+        args.extend(["--wait".into(), "--timeout".into(), "180s".into()]);
+    }
     args.extend(helm_image_args(node));
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -456,8 +492,16 @@ async fn scenario_8_upgrade_and_uninstall(node: &Node, client: &Client, artifact
     let started = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
     let previous = chart_at_revision(PREVIOUS_CHART_REVISION, tmp.path());
-    helm(node, "install", previous.to_str().unwrap(), &["--create-namespace"]);
-    operator_pods(client, 2).await;
+    // Not `--wait`: under the previous RBAC the leader's pod watch is refused, so the leader
+    // reports not ready (a rollout waiting for it fails, as it should), the standby ready.
+    helm_with(
+        node,
+        "install",
+        previous.to_str().unwrap(),
+        false,
+        &["--create-namespace"],
+    );
+    leader_not_ready_standby_ready(client).await;
 
     ensure_namespace(client, KEPT_NS).await;
     let catalogs: Api<ModelCatalog> = Api::namespaced(client.clone(), KEPT_NS);

@@ -169,6 +169,24 @@ async fn a_watch_the_rbac_refuses_is_counted_and_logged() {
     .await;
     let value: f64 = counted.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(value >= 1.0, "{counted}");
+    // ... and the replica reports not ready, naming the refused watch, so a rollout waiting
+    // for readiness (helm --wait, kubectl rollout status) fails instead of succeeding.
+    let response = tower::ServiceExt::oneshot(
+        hex_core_operator::operator::router(operator.handle.clone()),
+        http::Request::get("/readyz").body(axum::body::Body::empty()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, http::StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body.contains("not ready: a list or watch of the hexcoreservice controller failed")
+            && body.contains("pods")
+            && body.contains("forbidden"),
+        "{body}"
+    );
     bindings.delete(&role_name, &Default::default()).await.unwrap();
     roles.delete(&role_name, &Default::default()).await.unwrap();
 }
