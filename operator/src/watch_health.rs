@@ -9,10 +9,11 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Longer than kube-runtime's largest watch backoff (30 s), so a persistent failure never
-/// looks healthy between two retries; short enough that a fixed ClusterRole shows within a
-/// minute.
-pub const WINDOW: Duration = Duration::from_secs(60);
+/// Longer than kube-runtime's largest gap between two watch retries (its default backoff caps
+/// the delay at 30 s and adds up to as much again as jitter: 60 s), so a persistent failure
+/// never looks healthy between two retries; short enough that a fixed ClusterRole shows within
+/// two minutes.
+pub const WINDOW: Duration = Duration::from_secs(90);
 
 #[derive(Debug, Default)]
 pub struct WatchHealth {
@@ -66,7 +67,7 @@ mod tests {
         health.record_failure("modelcatalog", "timeout".into(), t0 + Duration::from_secs(50));
         let problem = health.problem(t0 + WINDOW).expect("the newer failure");
         assert!(
-            problem.contains("modelcatalog") && problem.contains("10s ago"),
+            problem.contains("modelcatalog") && problem.contains("40s ago"),
             "{problem}"
         );
     }

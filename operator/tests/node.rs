@@ -393,31 +393,54 @@ fn error_findings(report: &Value) -> BTreeSet<(String, String, String)> {
 async fn leader_not_ready_standby_ready(client: &Client) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NS);
     let leases: Api<Lease> = Api::namespaced(client.clone(), OPERATOR_NS);
-    eventually(
-        POD_WAIT,
-        "the operator's leader to be not ready (refused watch) and its standby ready",
-        || async {
-            let list = pods
-                .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={RELEASE}")))
+    let deadline = Instant::now() + POD_WAIT;
+    let mut seen = String::from("nothing listed yet");
+    loop {
+        if let Ok(list) = pods
+            .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={RELEASE}")))
+            .await
+        {
+            let holder = leases
+                .get_opt(RELEASE)
                 .await
-                .ok()?;
-            let holder = leases.get_opt(RELEASE).await.ok()??.spec?.holder_identity?;
-            let live: Vec<Pod> = list
+                .ok()
+                .flatten()
+                .and_then(|l| l.spec?.holder_identity)
+                .unwrap_or_default();
+            let live: Vec<&Pod> = list
                 .items
-                .into_iter()
+                .iter()
                 .filter(|p| p.metadata.deletion_timestamp.is_none())
                 .collect();
-            let leader = live
-                .iter()
-                .find(|p| p.metadata.name.as_deref() == Some(holder.as_str()))?;
-            let running = leader.status.as_ref()?.phase.as_deref() == Some("Running");
-            let standby_ready = live
-                .iter()
-                .any(|p| p.metadata.name.as_deref() != Some(holder.as_str()) && is_ready(p));
-            (live.len() == 2 && running && !is_ready(leader) && standby_ready).then_some(())
-        },
-    )
-    .await
+            let describe = |p: &Pod| {
+                format!(
+                    "{} (phase {:?}, ready {})",
+                    p.metadata.name.as_deref().unwrap_or("?"),
+                    p.status.as_ref().and_then(|s| s.phase.clone()),
+                    is_ready(p)
+                )
+            };
+            seen = format!(
+                "Lease holder {holder:?}; pods: {}",
+                live.iter().map(|p| describe(p)).collect::<Vec<_>>().join(", ")
+            );
+            let is_holder = |p: &&&Pod| p.metadata.name.as_deref() == Some(holder.as_str());
+            let leader = live.iter().find(is_holder);
+            let standby_ready = live.iter().any(|p| !is_holder(&p) && is_ready(p));
+            if let Some(leader) = leader {
+                let running = leader.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+                if live.len() == 2 && running && !is_ready(leader) && standby_ready {
+                    return;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {POD_WAIT:?} waiting for the operator's leader to be not ready (refused watch) \
+             and its standby ready; last seen: {seen}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// The operator's pods, all ready, and the Lease holder among them.
