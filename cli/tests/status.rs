@@ -590,3 +590,23 @@ async fn a_missing_service_a_refused_user_and_an_unreachable_cluster_exit_apart_
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("--kubeconfig"), "{}", text(&out.stderr));
 }
+
+#[tokio::test]
+async fn a_cluster_without_the_crds_says_to_install_them() {
+    // A plane of its own: the shared one has the CRDs installed by the other tests.
+    let bare = support::OwnPlane::up();
+    let kubeconfig = bare.kubeconfig.to_str().unwrap();
+    for args in [
+        &["status", "svc", "-n", "default", "--kubeconfig", kubeconfig][..],
+        &["status", "-A", "--kubeconfig", kubeconfig][..],
+    ] {
+        let out = cli().args(args).output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("does not serve hexcoreservices.hex-core.dev/v1alpha1")
+                && stderr.contains("are the hex-core CRDs installed"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
