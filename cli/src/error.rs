@@ -2,11 +2,14 @@
 
 use std::fmt;
 
-/// Documented exit codes: 0 success, 1 validation did not pass, 2 usage error, 3 the service (or
-/// the issuer, for a login) answered with an error, 4 network or timeout.
+/// Documented exit codes: 0 success, 1 the check did not pass (validation failed, a
+/// HexCoreService is not Ready), 2 usage error, 3 the service (or the issuer, for a login; the
+/// Kubernetes API server, for `status`) answered with an error, 4 network or timeout.
 pub mod exit {
     pub const SUCCESS: u8 = 0;
     pub const VALIDATION_FAILED: u8 = 1;
+    /// `hex-cli status`: a HexCoreService is not Ready (scripts gate on it like on a failed check).
+    pub const NOT_READY: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const SERVICE_ERROR: u8 = 3;
     pub const NETWORK: u8 = 4;
@@ -24,15 +27,26 @@ pub enum CliError {
     Issuer(String),
     /// Validation ran and the payload did not pass (the report was already printed).
     ValidationFailed,
+    /// The Kubernetes API server answered with an error (`status`).
+    Kubernetes { status: u16, message: String },
+    /// The API server answered with an object this hex-cli cannot read (operator/CLI skew).
+    UnexpectedObject(String),
+    /// The Kubernetes API server could not be reached, or did not answer in time.
+    ClusterUnreachable(String),
+    /// `status` ran and a HexCoreService is not Ready (the view was already printed); says which.
+    NotReady(String),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) => exit::USAGE,
-            Self::Service { .. } | Self::Issuer(_) => exit::SERVICE_ERROR,
-            Self::Network(_) => exit::NETWORK,
+            Self::Service { .. } | Self::Issuer(_) | Self::Kubernetes { .. } | Self::UnexpectedObject(_) => {
+                exit::SERVICE_ERROR
+            }
+            Self::Network(_) | Self::ClusterUnreachable(_) => exit::NETWORK,
             Self::ValidationFailed => exit::VALIDATION_FAILED,
+            Self::NotReady(_) => exit::NOT_READY,
         }
     }
 
@@ -58,6 +72,20 @@ impl CliError {
             Self::Network(_) => {
                 Some("check --url (or HEX_URL) and that the service is running; raise --timeout if it is slow")
             }
+            Self::Kubernetes { status: 401, .. } => {
+                Some("the cluster refused the kubeconfig's credentials: log in to the cluster again")
+            }
+            Self::Kubernetes { status: 403, .. } => Some(
+                "your identity may not read this: it needs get and list on hexcoreservices.hex-core.dev, pods and events \
+                 in the namespace (check with `kubectl auth can-i list hexcoreservices.hex-core.dev -n NAMESPACE`)",
+            ),
+            Self::ClusterUnreachable(message) if message.contains("certificate") => Some(
+                "the API server's certificate is not trusted by the kubeconfig's certificate-authority: check the kubeconfig",
+            ),
+            Self::ClusterUnreachable(_) => Some(
+                "check the kubeconfig (--kubeconfig, KUBECONFIG, ~/.kube/config) and --context, and that the cluster is up; \
+                 raise --timeout if it is slow",
+            ),
             Self::Issuer(message) if message.contains("invalid_client") => {
                 Some("check --client-id and the client secret")
             }
@@ -79,6 +107,11 @@ impl fmt::Display for CliError {
             Self::Network(message) => write!(f, "cannot reach {message}")?,
             Self::Issuer(message) => write!(f, "login failed: {message}")?,
             Self::ValidationFailed => write!(f, "validation did not pass")?,
+            Self::Kubernetes { status, message } => {
+                write!(f, "the Kubernetes API server answered {status}: {message}")?
+            }
+            Self::ClusterUnreachable(message) => write!(f, "cannot reach the Kubernetes API server: {message}")?,
+            Self::NotReady(message) | Self::UnexpectedObject(message) => write!(f, "{message}")?,
         }
         if let Some(hint) = self.hint() {
             write!(f, "\n  hint: {hint}")?;

@@ -1,12 +1,15 @@
 //! `hex-cli`: the admin and client command line for hex-core-service.
 //!
-//! Exit codes: 0 success, 1 validation did not pass, 2 usage error, 3 the service answered with
-//! an error (its envelope code is printed), 4 network or timeout.
+//! Exit codes: 0 success, 1 validation did not pass (or, for `status`, a HexCoreService is not
+//! Ready), 2 usage error, 3 the service (or the Kubernetes API server) answered with an error
+//! (its code is printed), 4 network or timeout.
 
 mod client;
+mod cluster;
 mod commands;
 mod credentials;
 mod error;
+mod hcs_status;
 mod oidc;
 mod output;
 mod token_cache;
@@ -87,6 +90,9 @@ enum Command {
     Login(commands::login::LoginArgs),
     /// Forget the login for --url (or every login with --all).
     Logout(commands::login::LogoutArgs),
+    /// A HexCoreService as the cluster sees it (conditions, catalog per replica, failed models,
+    /// pods, Events), or one line per HexCoreService; exits 1 when one is not Ready.
+    Status(commands::status::StatusArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -205,6 +211,7 @@ async fn run(command: Command, ctx: &Context) -> Result<(), CliError> {
         Command::Catalog(cmd) => commands::catalog::run(cmd, ctx).await,
         Command::Login(args) => commands::login::login(args, ctx).await,
         Command::Logout(args) => commands::login::logout(args, ctx).await,
+        Command::Status(args) => commands::status::run(args, ctx).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "hex-cli", &mut std::io::stdout());
             Ok(())

@@ -6,6 +6,9 @@
 //! Service. The scenarios share one node and one operator installation, so they run in order in
 //! one test; each step names its scenario (the numbers of issue 14) when it fails.
 //!
+//! `hex-cli status` (built from this checkout) is run against the converged and the failing
+//! services and must agree with what each pod reports itself.
+//!
 //! The figures the project tracks (apply → Ready, catalog edit → converged on 3 replicas) are
 //! printed to stderr.
 
@@ -917,6 +920,7 @@ async fn scenario_6_failures(node: &Node, client: &Client, p: &mut Passports, ar
         scenario,
     )
     .await;
+    assert_cli_status_shows_every_replica(node, &p.pods, PASSPORTS_NS, "passports", scenario).await;
 
     // The leader operator pod deleted: the standby takes over and keeps converging edits.
     let (_, leader) = operator_pods(client, 2).await;
@@ -1009,6 +1013,84 @@ fn condition(status: &HexCoreServiceStatus, type_: &str) -> Option<(String, Stri
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
+/// The hex-cli binary of this checkout (built once by a nested `cargo build`: the operator's
+/// tests do not otherwise depend on the CLI crate).
+fn hex_cli() -> &'static std::path::Path {
+    static HEX_CLI: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HEX_CLI.get_or_init(|| support::build_workspace_binaries(&[("hex-cli", "hex-cli")]).join("hex-cli"))
+}
+
+/// `hex-cli status NAME -n NAMESPACE -o json` with the node's kubeconfig: its exit code and report.
+/// (A tokio process: the test's runtime keeps serving the artifacts meanwhile.)
+async fn cli_status(node: &Node, namespace: &str, name: &str) -> (i32, Value) {
+    let out = tokio::process::Command::new(hex_cli())
+        .args(["status", name, "-n", namespace, "-o", "json", "--kubeconfig"])
+        .arg(&node.kubeconfig)
+        .env("NO_COLOR", "1")
+        .output()
+        .await
+        .expect("run hex-cli status");
+    let code = out.status.code().expect("hex-cli exited");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "hex-cli status {namespace}/{name} printed no JSON ({e}), exit {code}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, report)
+}
+
+/// `hex-cli status` of a converged HexCoreService: Ready (exit 0), every running pod listed
+/// with the catalog hash its own `/admin/ready` reports, and that hash the delivered one.
+async fn assert_cli_status_shows_every_replica(
+    node: &Node,
+    pods: &Api<Pod>,
+    namespace: &str,
+    name: &str,
+    scenario: &str,
+) {
+    let http = reqwest::Client::new();
+    let running = service_pods(pods, name).await;
+    let (code, report) = cli_status(node, namespace, name).await;
+    assert_eq!(code, 0, "{scenario}: hex-cli status of a Ready service: {report:#}");
+    assert_eq!(report["ready"], true, "{scenario}: {report:#}");
+    let listed: BTreeMap<String, &Value> = report["replicaStatuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["pod"].as_str().unwrap_or_default().to_string(), r))
+        .collect();
+    let expected: BTreeSet<String> = running.iter().map(|p| p.metadata.name.clone().unwrap()).collect();
+    assert_eq!(
+        listed.keys().cloned().collect::<BTreeSet<_>>(),
+        expected,
+        "{scenario}: hex-cli status lists every running pod: {report:#}"
+    );
+    for pod in &running {
+        let own = ready_report(&http, pod).await;
+        let replica = listed[pod.metadata.name.as_deref().unwrap()];
+        assert_eq!(
+            replica["catalogSha256"], own["catalog_sha256"],
+            "{scenario}: hex-cli status and pod {:?}'s /admin/ready disagree on the catalog",
+            pod.metadata.name
+        );
+        assert_eq!(replica["catalogMatches"], true, "{scenario}: {replica}");
+        assert_eq!(replica["catalogSha256"], report["catalogSha256"], "{scenario}");
+    }
+    let pod_names: BTreeSet<String> = report["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["ready"] == true && p["problem"].is_null())
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        pod_names.is_superset(&expected),
+        "{scenario}: pods in hex-cli status: {report:#}"
+    );
+}
+
 /// Scenario 4: one artifact answers 503 to its first requests. Each replica retries on its
 /// own; the HexCoreService must not say Ready while any replica lacks the model, and must
 /// converge once the artifact answers.
@@ -1084,6 +1166,70 @@ async fn scenario_4_transient_artifact_failure(node: &Node, client: &Client, art
         assert_eq!(report["failed_entries"], json!([]), "{scenario}: {report}");
         assert_eq!(restarts(pod), 0, "{scenario}: retried in place, no restart");
     }
+    assert_cli_status_shows_every_replica(node, &pods, FAULTS_NS, "flaky", scenario).await;
+
+    // A permanent failure (the artifact is not there: 404): hex-cli status exits 1 and names the
+    // model, the artifact and the operator's Warning Event.
+    let missing = json!({
+        "model": "demo-missing", "version": "0.1.0",
+        "schemaUrl": format!("http://{artifacts}/demo/demo-missing/0.1.0/schema.json"),
+    });
+    let all = |extra: Option<Value>| {
+        let mut models = vec![demo_model(artifacts, "demo-passport"), demo_model(flaky, "demo-flaky")];
+        models.extend(extra);
+        json!({"spec": {"models": models}})
+    };
+    catalogs
+        .patch("flaky", &PatchParams::default(), &Patch::Merge(all(Some(missing))))
+        .await
+        .unwrap();
+    let failing = Instant::now();
+    let report = eventually(
+        POD_WAIT,
+        &format!("{scenario}: hex-cli status naming demo-missing and the ModelLoadFailed Event"),
+        || async {
+            let (code, report) = cli_status(node, FAULTS_NS, "flaky").await;
+            let replicas = report["replicaStatuses"].as_array()?;
+            let every_replica_names_it = replicas.len() == 2
+                && replicas.iter().all(|r| {
+                    r["failedEntries"].as_array().is_some_and(|f| {
+                        f.iter().any(|e| {
+                            e["model"] == "demo-missing" && e["artifact"] == "schema" && e["transient"] == false
+                        })
+                    })
+                });
+            let event = report["events"].as_array()?.iter().any(|e| {
+                e["reason"] == "ModelLoadFailed"
+                    && e["object"] == "HexCoreService/flaky"
+                    && e["message"].as_str().is_some_and(|m| m.contains("demo-missing"))
+            });
+            (code == 1 && every_replica_names_it && event).then_some(report)
+        },
+    )
+    .await;
+    assert_eq!(report["ready"], false, "{scenario}: {report:#}");
+    let table = tokio::process::Command::new(hex_cli())
+        .args(["status", "flaky", "-n", FAULTS_NS, "-o", "table", "--kubeconfig"])
+        .arg(&node.kubeconfig)
+        .env("NO_COLOR", "1")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert_eq!(table.status.code(), Some(1), "{scenario}: {text}");
+    assert!(
+        text.contains("Not Ready") && text.contains("demo-missing@0.1.0") && text.contains("ModelLoadFailed"),
+        "{scenario}: the table names the failed model and the Event:\n{text}"
+    );
+    figure(&format!(
+        "{scenario}: a 404 artifact -> hex-cli status names it with the Event after {:.1?}",
+        failing.elapsed()
+    ));
+    catalogs
+        .patch("flaky", &PatchParams::default(), &Patch::Merge(all(None)))
+        .await
+        .unwrap();
+    wait_converged(&services, "flaky", 2, &format!("{scenario}: without demo-missing")).await;
     figure(&format!(
         "{scenario}: ok in {:.1?}; Ready reasons while a replica lacked the model: {reasons_seen:?}",
         started.elapsed()
@@ -1116,6 +1262,24 @@ async fn scenario_7_refused_spec(node: &Node, client: &Client) {
     })
     .await;
     assert_eq!(reason, "PodsCrashLooping", "{scenario}: {message}");
+    let report = eventually(
+        POD_WAIT,
+        &format!("{scenario}: hex-cli status naming the crash loop and the kubelet's BackOff Event"),
+        || async {
+            let (code, report) = cli_status(node, FAULTS_NS, "refused").await;
+            let crashing = report["pods"].as_array()?.iter().any(|p| {
+                p["problem"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("CrashLoopBackOff") && m.contains("CORS_ALLOWED_ORIGINS"))
+            });
+            let back_off = report["events"].as_array()?.iter().any(|e| {
+                e["reason"] == "BackOff" && e["object"].as_str().is_some_and(|o| o.starts_with("Pod/refused-"))
+            });
+            (code == 1 && crashing && back_off).then_some(report)
+        },
+    )
+    .await;
+    assert_eq!(report["reason"], "PodsCrashLooping", "{scenario}: {report:#}");
     figure(&format!(
         "{scenario}: Ready=False {reason} after {:.1?}: {message}",
         started.elapsed()
@@ -1136,6 +1300,9 @@ async fn scenario_7_refused_spec(node: &Node, client: &Client) {
 async fn the_chart_and_the_operator_run_real_data_planes_on_a_real_node() {
     support::init_logging();
     let node = node();
+    // hex-cli is what scenarios 4, 6 and 7 read the HexCoreServices with; built before anything
+    // runs, so a build failure says so at once.
+    hex_cli();
     let client = node.client().await;
     reset(node, &client).await;
     let artifacts = artifact_server(node).await;

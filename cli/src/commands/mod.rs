@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod login;
 pub mod models;
 pub mod records;
+pub mod status;
 pub mod validate;
 
 use std::io::Read;
