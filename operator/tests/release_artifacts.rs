@@ -84,8 +84,8 @@ fn ok(command: &mut Command, what: &str) -> String {
 
 fn tar_members(archive: &Path) -> BTreeSet<String> {
     ok(
-        Command::new("tar").arg("-tzf").arg(archive),
-        &format!("tar -tzf {}", archive.display()),
+        Command::new("tar").arg("-tf").arg(archive),
+        &format!("tar -tf {}", archive.display()),
     )
     .lines()
     .map(|l| l.trim_end_matches('/').to_string())
@@ -95,12 +95,12 @@ fn tar_members(archive: &Path) -> BTreeSet<String> {
 fn extract(archive: &Path, into: &Path, members: &[&str]) {
     ok(
         Command::new("tar")
-            .arg("-xzf")
+            .arg("-xf")
             .arg(archive)
             .arg("-C")
             .arg(into)
             .args(members),
-        &format!("tar -xzf {}", archive.display()),
+        &format!("tar -xf {}", archive.display()),
     );
 }
 
@@ -316,13 +316,7 @@ fn check_sboms(dist: &Path, version: &str) {
 
 /// `io.containerd.image.name` of every manifest in an exported image archive.
 fn archive_image_names(archive: &Path, tmp: &Path) -> (BTreeSet<String>, String) {
-    let dir = tmp.join(
-        archive
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .replace(".oci.tar.gz", ""),
-    );
+    let dir = tmp.join(archive.file_name().unwrap().to_string_lossy().replace(".oci.tar", ""));
     std::fs::create_dir_all(&dir).unwrap();
     let members = tar_members(archive);
     for m in ["index.json", "oci-layout", "manifest.json"] {
@@ -480,8 +474,8 @@ async fn the_release_artifacts_unpack_verify_install_and_run_on_the_node() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     let expected: BTreeSet<String> = [
-        format!("hex-core-service-{version}.oci.tar.gz"),
-        format!("hex-core-operator-{version}.oci.tar.gz"),
+        format!("hex-core-service-{version}.oci.tar"),
+        format!("hex-core-operator-{version}.oci.tar"),
         format!("hex-core-service-{version}.cdx.json"),
         format!("hex-core-operator-{version}.cdx.json"),
         format!("hex-cli-{version}.cdx.json"),
@@ -513,7 +507,7 @@ async fn the_release_artifacts_unpack_verify_install_and_run_on_the_node() {
     let client = node.client().await;
     reset_operator(node, &client).await;
     for which in ["service", "operator"] {
-        let archive = dist.join(format!("hex-core-{which}-{version}.oci.tar.gz"));
+        let archive = dist.join(format!("hex-core-{which}-{version}.oci.tar"));
         let (names, digest) = archive_image_names(&archive, tmp.path());
         let wanted: BTreeSet<String> = policy
             .iter()
