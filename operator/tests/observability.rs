@@ -3,8 +3,10 @@
 //! (charts/hex-core-operator/tests/alerts.test.yaml), the data-plane PodMonitor against the
 //! Deployment the operator renders, and every metric name in the alerts and the Grafana
 //! dashboard against the `/admin/metrics` of a running service binary and the operator's
-//! registry. Needs helm (`scripts/control-plane build`) and promtool (`scripts/promtool build`,
-//! or `HEX_PROMTOOL`), not a cluster.
+//! registry, and the operator keeping its HexCoreService condition gauge in step with the status
+//! on a real API server. Needs helm (`scripts/control-plane build`), promtool
+//! (`scripts/promtool build`, or `HEX_PROMTOOL`) and, for that last test, the test control plane
+//! (`HEX_TEST_KUBECONFIG`, else one is started).
 
 mod support;
 
@@ -19,8 +21,10 @@ use std::time::{Duration, Instant};
 use hex_core_operator::crd::HexCoreService;
 use hex_core_operator::desired;
 use hex_core_operator::metrics::Metrics;
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use support::{repo_root, yaml_documents};
+use support::{RunningOperator, TestNs, eventually, install_crds, repo_root, yaml_documents};
 
 const MONITORING_APIS: [&str; 4] = [
     "--api-versions",
@@ -249,6 +253,23 @@ fn prometheus_rule_needs_the_api_and_its_alerts_can_be_tuned_or_turned_off() {
         not_ready["annotations"]["runbook_url"],
         "https://runbooks.example/hex#hexcoreservicenotready"
     );
+
+    // With every operator alert off, its group is left out rather than rendered empty.
+    let docs = render(
+        &[
+            "metrics.prometheusRule.enabled=true",
+            "metrics.prometheusRule.alerts.serviceNotReady.enabled=false",
+            "metrics.prometheusRule.alerts.catalogNotConverged.enabled=false",
+        ],
+        true,
+    );
+    let groups: Vec<&str> = only(&docs, "PrometheusRule")["spec"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(groups, ["hex-core-service"]);
 
     let refused = Command::new(helm())
         .args(["template", "hco", chart_dir().to_str().unwrap()])
@@ -514,10 +535,10 @@ fn exposed(name: &str, families: &BTreeMap<String, String>) -> bool {
     if matches!(kind_of(name), Some("gauge" | "unknown")) {
         return true;
     }
-    if let Some(family) = name.strip_suffix("_total") {
-        if kind_of(family) == Some("counter") {
-            return true;
-        }
+    if let Some(family) = name.strip_suffix("_total")
+        && kind_of(family) == Some("counter")
+    {
+        return true;
     }
     ["_bucket", "_sum", "_count"].iter().any(|suffix| {
         name.strip_suffix(suffix)
@@ -645,12 +666,12 @@ async fn scrape_until(service: &Service, url: &str, what: &str, accept: impl Fn(
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(response) = client.get(url).send().await {
-            if response.status().is_success() {
-                let body = response.text().await.unwrap();
-                if accept(&body) {
-                    return body;
-                }
+        if let Ok(response) = client.get(url).send().await
+            && response.status().is_success()
+        {
+            let body = response.text().await.unwrap();
+            if accept(&body) {
+                return body;
             }
         }
         assert!(
@@ -914,4 +935,101 @@ fn the_grafana_dashboard_ships_as_a_sidecar_config_map_when_asked() {
     assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1");
     let shipped: Value = serde_json::from_str(map["data"]["hex-core.json"].as_str().unwrap()).unwrap();
     assert_eq!(shipped, dashboard());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operator's condition gauge on a real API server
+// ---------------------------------------------------------------------------------------------
+
+/// `hexcore_operator_service_condition` samples of one HexCoreService, by condition type.
+fn condition_samples(exposition: &str, namespace: &str, name: &str) -> BTreeMap<String, f64> {
+    let prefix =
+        format!("hexcore_operator_service_condition{{namespace=\"{namespace}\",hexcoreservice=\"{name}\",type=\"");
+    exposition
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|rest| {
+            let (type_, value) = rest.split_once("\"} ")?;
+            Some((type_.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_condition_gauge_follows_the_status_the_operator_writes_and_goes_with_the_service() {
+    use hex_core_operator::crd::{HexCoreService, ModelCatalog};
+    const WAIT: Duration = Duration::from_secs(30);
+
+    let ns = TestNs::new("obs").await;
+    install_crds(&ns.client).await;
+    let operator = RunningOperator::start(ns.client.clone(), &ns.name);
+    let catalogs: Api<ModelCatalog> = Api::namespaced(ns.client.clone(), &ns.name);
+    let catalog: ModelCatalog = serde_json::from_value(json!({
+        "apiVersion": "hex-core.dev/v1alpha1", "kind": "ModelCatalog", "metadata": {"name": "c"},
+        "spec": {"models": [{"model": "a", "version": "1", "schemaUrl": "https://h/a.json"}]},
+    }))
+    .unwrap();
+    catalogs.create(&PostParams::default(), &catalog).await.unwrap();
+    let services: Api<HexCoreService> = Api::namespaced(ns.client.clone(), &ns.name);
+    services
+        .create(
+            &PostParams::default(),
+            &support::minimal_service("svc", "c", json!({"replicas": 1})),
+        )
+        .await
+        .unwrap();
+    let metrics = operator.handle.metrics.clone();
+
+    // No kubelet runs the pods: the operator reports the service not Ready, and so does the gauge.
+    let samples = eventually(WAIT, "Ready=False in the status and the gauge", || async {
+        let hcs = services.get("svc").await.ok()?;
+        let conditions = hcs.status?.conditions?;
+        let ready = conditions.iter().find(|c| c.type_ == "Ready")?;
+        let samples = condition_samples(&metrics.render(), &ns.name, "svc");
+        (ready.status == "False" && samples.get("Ready") == Some(&0.0)).then_some(samples)
+    })
+    .await;
+    let types: Vec<&str> = samples.keys().map(String::as_str).collect();
+    assert_eq!(
+        types,
+        [
+            "CatalogSynced",
+            "Degraded",
+            "Progressing",
+            "Ready",
+            "ReconciliationPaused"
+        ],
+        "one series per condition type"
+    );
+    let status = services.get("svc").await.unwrap().status.unwrap();
+    for condition in status.conditions.unwrap() {
+        if let Some(value) = samples.get(&condition.type_) {
+            assert_eq!(
+                *value,
+                if condition.status == "True" { 1.0 } else { 0.0 },
+                "{condition:?} vs {samples:?}"
+            );
+        }
+    }
+
+    services
+        .patch(
+            "svc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": true}})),
+        )
+        .await
+        .unwrap();
+    eventually(WAIT, "ReconciliationPaused=1 in the gauge", || async {
+        let samples = condition_samples(&metrics.render(), &ns.name, "svc");
+        (samples.get("ReconciliationPaused") == Some(&1.0)).then_some(())
+    })
+    .await;
+
+    services.delete("svc", &DeleteParams::default()).await.unwrap();
+    eventually(WAIT, "the deleted service's series to go", || async {
+        let gone = services.get_opt("svc").await.ok()?.is_none();
+        (gone && condition_samples(&metrics.render(), &ns.name, "svc").is_empty()).then_some(())
+    })
+    .await;
 }
