@@ -346,7 +346,13 @@ pub async fn run(client: Client, namespace: Option<String>, settings: Settings, 
     let metrics = ctx.metrics.clone();
     let services_run = service_controller
         .run(reconcile_service, service_error_policy, ctx.clone())
-        .for_each(move |result| controller_event(result.err(), "hexcoreservice", metrics.clone()));
+        .for_each(move |result| {
+            // A reconcile scheduled for an object no longer in the store: it was deleted.
+            if let Err(kube::runtime::controller::Error::ObjectNotFound(object)) = &result {
+                metrics.forget_service(object.namespace.as_deref().unwrap_or_default(), &object.name);
+            }
+            controller_event(result.err(), "hexcoreservice", metrics.clone())
+        });
     tokio::join!(catalogs_run, services_run);
 }
 
@@ -513,5 +519,10 @@ async fn reconcile_service_inner(hcs: &HexCoreService, ctx: &Context) -> Result<
         plan
     };
     act::report(ctx, hcs, &plan).await?;
+    // The status just written, or the one found when nothing changed.
+    let status = plan.status.as_ref().or(hcs.status.as_ref());
+    let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    let (namespace, name) = key_of(hcs);
+    ctx.metrics.record_service_conditions(&namespace, &name, conditions);
     Ok(plan.verdict)
 }

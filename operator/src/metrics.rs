@@ -1,5 +1,7 @@
 //! The operator's Prometheus metrics. Labels are bounded: controller names, object kinds and
-//! fixed outcome words, never object names.
+//! fixed outcome words, never object names, with one exception: `service_condition` has one
+//! series per HexCoreService and condition type (as kube-state-metrics does for Pods), because
+//! "which service is not Ready" is what an alert must say; its series go when the object does.
 
 use std::sync::Mutex;
 
@@ -9,6 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::conditions;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -36,7 +40,21 @@ pub struct Metrics {
     /// Not a metric: the time of the last failed list or watch, for `/readyz`. It lives here
     /// because the controllers and the HTTP endpoints already share this object.
     pub watch_health: crate::watch_health::WatchHealth,
+    /// 1 while a HexCoreService's condition of this type is True, 0 while False or Unknown, by
+    /// namespace, hexcoreservice (its name) and type (Ready, CatalogSynced, Progressing, Degraded,
+    /// ReconciliationPaused), as the last status this replica wrote or found.
+    pub service_condition: Family<Labels, Gauge>,
 }
+
+/// The condition types `service_condition` reports: the ones alerts and dashboards read. A type
+/// missing from a status is reported as 0, so `== 0` also catches a service never reconciled.
+pub const SERVICE_CONDITION_TYPES: [&str; 5] = [
+    conditions::READY,
+    conditions::CATALOG_SYNCED,
+    conditions::PROGRESSING,
+    conditions::DEGRADED,
+    conditions::RECONCILIATION_PAUSED,
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -56,6 +74,7 @@ impl Metrics {
             leader: Gauge::default(),
             watch_errors: Family::default(),
             watch_health: Default::default(),
+            service_condition: Family::default(),
         };
         {
             let mut registry = metrics.registry.lock().unwrap_or_else(|e| e.into_inner());
@@ -82,12 +101,45 @@ impl Metrics {
                 "Failed lists and watches by controller (403: the RBAC lacks a watched resource)",
                 metrics.watch_errors.clone(),
             );
+            registry.register(
+                "service_condition",
+                "HexCoreService status conditions: 1 while True, by namespace, hexcoreservice and type",
+                metrics.service_condition.clone(),
+            );
         }
         metrics
     }
 
     pub fn write(&self, kind: &str) {
         self.writes.get_or_create(&vec![("kind", kind.to_string())]).inc();
+    }
+
+    /// Sets `service_condition` for one HexCoreService from its status conditions.
+    pub fn record_service_conditions(
+        &self,
+        namespace: &str,
+        name: &str,
+        status_conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    ) {
+        for type_ in SERVICE_CONDITION_TYPES {
+            let is_true = conditions::is_true(status_conditions, type_);
+            self.service_condition
+                .get_or_create(&condition_labels(namespace, name, type_))
+                .set(i64::from(is_true));
+        }
+    }
+
+    /// Drops a deleted HexCoreService's `service_condition` series.
+    pub fn forget_service(&self, namespace: &str, name: &str) {
+        for type_ in SERVICE_CONDITION_TYPES {
+            self.service_condition.remove(&condition_labels(namespace, name, type_));
+        }
+    }
+
+    /// Drops every `service_condition` series: a replica that stops leading no longer knows them,
+    /// and the new leader reports them (two replicas' series would double every alert).
+    pub fn forget_all_services(&self) {
+        self.service_condition.clear();
     }
 
     /// Total writes sent so far (all kinds).
@@ -107,9 +159,72 @@ impl Metrics {
     }
 }
 
+fn condition_labels(namespace: &str, name: &str, type_: &str) -> Labels {
+    vec![
+        ("namespace", namespace.to_string()),
+        ("hexcoreservice", name.to_string()),
+        ("type", type_.to_string()),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+    fn condition(type_: &str, status: &str) -> Condition {
+        Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason: "Test".to_string(),
+            message: String::new(),
+            observed_generation: Some(1),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ),
+        }
+    }
+
+    #[test]
+    fn service_conditions_are_one_while_true_and_zero_otherwise() {
+        let m = Metrics::new();
+        m.record_service_conditions(
+            "prod",
+            "api",
+            &[condition("Ready", "True"), condition("CatalogSynced", "False")],
+        );
+        let text = m.render();
+        for line in [
+            "hexcore_operator_service_condition{namespace=\"prod\",hexcoreservice=\"api\",type=\"Ready\"} 1",
+            "hexcore_operator_service_condition{namespace=\"prod\",hexcoreservice=\"api\",type=\"CatalogSynced\"} 0",
+            // Missing from the status: reported, as not True.
+            "hexcore_operator_service_condition{namespace=\"prod\",hexcoreservice=\"api\",type=\"Degraded\"} 0",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+
+        m.record_service_conditions("prod", "api", &[condition("Ready", "Unknown")]);
+        assert!(m.render().contains(
+            "hexcore_operator_service_condition{namespace=\"prod\",hexcoreservice=\"api\",type=\"Ready\"} 0"
+        ));
+    }
+
+    #[test]
+    fn a_forgotten_service_has_no_condition_series_left() {
+        let m = Metrics::new();
+        m.record_service_conditions("prod", "api", &[condition("Ready", "True")]);
+        m.record_service_conditions("prod", "batch", &[condition("Ready", "True")]);
+        m.forget_service("prod", "api");
+        let text = m.render();
+        assert!(!text.contains("hexcoreservice=\"api\""), "{text}");
+        assert_eq!(
+            text.matches("hexcoreservice=\"batch\"").count(),
+            SERVICE_CONDITION_TYPES.len(),
+            "{text}"
+        );
+        m.forget_all_services();
+        assert!(!m.render().contains("hexcoreservice=\"batch\""));
+    }
 
     #[test]
     fn renders_prometheus_text_with_the_operator_prefix() {

@@ -153,6 +153,7 @@ async fn lead_then_run(client: Client, options: Options, metrics: Arc<Metrics>, 
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         metrics.leader.set(0);
+        metrics.forget_all_services();
     }
 }
 

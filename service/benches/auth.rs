@@ -53,7 +53,7 @@ async fn run(iterations: usize) {
         jwks_min_refetch: Duration::from_secs(10),
         tenant_claim: "tenant".into(),
     };
-    let authenticator = JwksAuthenticator::start(&config).expect("authenticator starts");
+    let authenticator = JwksAuthenticator::start(&config, Default::default()).expect("authenticator starts");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !authenticator.health().ready {
         assert!(Instant::now() < deadline, "the JWKS never loaded");

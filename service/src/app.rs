@@ -113,7 +113,7 @@ pub fn build_state(config: &Config) -> Result<AppState, StartError> {
         },
     };
     let registry = Registry::new(loader, registry_config.retry);
-    let auth = build_authenticator(config)?;
+    let auth = build_authenticator(config, &metrics)?;
     let validation = Arc::new(
         ValidationService::new(config.server.validation_timeout, metrics.clone())
             .map_err(|e| StartError::Setup(format!("cannot start the validation threads: {e}")))?
@@ -182,8 +182,8 @@ fn build_record_store(config: &Config) -> Result<Arc<dyn RecordStore>, StartErro
     })
 }
 
-fn build_authenticator(config: &Config) -> Result<SharedAuthenticator, StartError> {
-    let authenticator = build_mode_authenticator(config)?;
+fn build_authenticator(config: &Config, metrics: &Metrics) -> Result<SharedAuthenticator, StartError> {
+    let authenticator = build_mode_authenticator(config, metrics)?;
     match &config.auth.admin_token_file {
         Some(path) => Ok(Arc::new(
             MachineAdminAuthenticator::new(authenticator, path)
@@ -193,7 +193,7 @@ fn build_authenticator(config: &Config) -> Result<SharedAuthenticator, StartErro
     }
 }
 
-fn build_mode_authenticator(config: &Config) -> Result<SharedAuthenticator, StartError> {
+fn build_mode_authenticator(config: &Config, metrics: &Metrics) -> Result<SharedAuthenticator, StartError> {
     match config.auth.mode {
         AuthMode::None => {
             let none = config.auth.none.as_ref().expect("none config parsed with mode none");
@@ -216,7 +216,8 @@ fn build_mode_authenticator(config: &Config) -> Result<SharedAuthenticator, Star
         AuthMode::JwtJwks => {
             let jwt = config.auth.jwt.as_ref().expect("jwt config parsed with mode jwt_jwks");
             tracing::info!(jwks_url = %jwt.jwks_url, issuer = %jwt.issuer, audience = %jwt.audience, "AUTH_MODE=jwt_jwks: verifying bearer JWTs");
-            let jwks = JwksAuthenticator::start(jwt).map_err(|e| StartError::Setup(format!("cannot start: {e}")))?;
+            let jwks = JwksAuthenticator::start(jwt, metrics.register_jwks())
+                .map_err(|e| StartError::Setup(format!("cannot start: {e}")))?;
             Ok(Arc::new(jwks))
         }
     }

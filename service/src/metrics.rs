@@ -4,7 +4,8 @@
 //! catalog; never raw request paths or methods, so a client cannot create series at will.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -175,8 +176,42 @@ impl Metrics {
             "Times a port had SERVER_MAX_CONNECTIONS connections open and new ones had to wait",
             metrics.http_connection_limit_reached.clone(),
         );
+        // Both results exist from the start: `increase()` cannot see a series' first sample, so a
+        // counter created by the first failure would hide that failure from the alert.
+        for result in ["success", "error"] {
+            let _ = metrics
+                .registry_refresh
+                .get_or_create(&vec![("result", result.to_string())]);
+        }
+        for result in ["loaded", "failed"] {
+            let _ = metrics
+                .registry_entry_retries
+                .get_or_create(&vec![("result", result.to_string())]);
+        }
         *metrics.registry.lock().expect("metrics registry") = registry;
         metrics
+    }
+
+    /// Registers the JWKS metrics: only a service with `AUTH_MODE=jwt_jwks` has them, so an alert
+    /// on a stale key set never fires for a service that verifies no JWTs.
+    pub fn register_jwks(&self) -> JwksMetrics {
+        let jwks = JwksMetrics::default();
+        for result in ["success", "error"] {
+            let _ = jwks.fetches.get_or_create(&vec![("result", result.to_string())]);
+        }
+        let mut registry = self.registry.lock().expect("metrics registry");
+        registry.register(
+            "auth_jwks_fetches",
+            "JWKS fetches from the identity provider by result (success, error)",
+            jwks.fetches.clone(),
+        );
+        registry.register(
+            "auth_jwks_last_success_timestamp_seconds",
+            "Unix time of the last successful JWKS fetch; 0 until one succeeds",
+            jwks.last_success.clone(),
+        );
+        registry.register("auth_jwks_keys", "Signing keys in use", jwks.keys.clone());
+        jwks
     }
 
     pub fn render(&self) -> String {
@@ -241,6 +276,21 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// Zero series for a port that starts serving, so its connection counters exist before the
+    /// first event (an alert's `increase()` then sees that event) and dashboards show 0, not
+    /// "no data". `closed_reasons` are every reason `record_connection_closed` may be given.
+    pub fn start_port(&self, port: &'static str, closed_reasons: &[&'static str]) {
+        let _ = self.connections_open(port);
+        let _ = self
+            .http_connection_limit_reached
+            .get_or_create(&vec![("port", port.to_string())]);
+        for reason in closed_reasons {
+            let _ = self
+                .http_connections_closed
+                .get_or_create(&vec![("port", port.to_string()), ("reason", reason.to_string())]);
+        }
+    }
+
     pub fn connections_open(&self, port: &'static str) -> Gauge {
         self.http_connections_open
             .get_or_create(&vec![("port", port.to_string())])
@@ -257,6 +307,33 @@ impl Metrics {
         self.http_connection_limit_reached
             .get_or_create(&vec![("port", port.to_string())])
             .inc();
+    }
+}
+
+/// The JWKS cache's metrics (`auth::jwks::store`). `Default` gives unregistered ones, for a key
+/// store nobody scrapes (benchmarks).
+#[derive(Clone, Default)]
+pub struct JwksMetrics {
+    fetches: Family<Labels, Counter>,
+    last_success: Gauge<f64, AtomicU64>,
+    keys: Gauge,
+}
+
+impl JwksMetrics {
+    pub fn record_success(&self, keys: usize, at: SystemTime) {
+        self.fetch_result("success");
+        let unix = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        self.last_success.set(unix.as_secs_f64());
+        self.keys.set(keys as i64);
+    }
+
+    /// A failed fetch keeps the last good keys, so `keys` stays as it was.
+    pub fn record_failure(&self) {
+        self.fetch_result("error");
+    }
+
+    fn fetch_result(&self, result: &'static str) {
+        self.fetches.get_or_create(&vec![("result", result.to_string())]).inc();
     }
 }
 
@@ -311,6 +388,54 @@ mod tests {
             "idempotency_conflicts_total 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn jwks_metrics_exist_only_once_registered() {
+        let metrics = Metrics::new();
+        assert!(!metrics.render().contains("auth_jwks"));
+
+        let jwks = metrics.register_jwks();
+        let text = metrics.render();
+        assert!(text.contains("auth_jwks_last_success_timestamp_seconds 0.0"), "{text}");
+        assert!(text.contains("auth_jwks_keys 0"), "{text}");
+        assert!(text.contains("auth_jwks_fetches_total{result=\"error\"} 0"), "{text}");
+
+        jwks.record_failure();
+        jwks.record_success(2, UNIX_EPOCH + Duration::from_millis(1_700_000_000_500));
+        jwks.record_failure();
+        let text = metrics.render();
+        for line in [
+            "auth_jwks_fetches_total{result=\"success\"} 1",
+            "auth_jwks_fetches_total{result=\"error\"} 2",
+            "auth_jwks_last_success_timestamp_seconds 1700000000.5",
+            "auth_jwks_keys 2",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn refresh_results_start_at_zero_so_the_first_failure_is_an_increase() {
+        let text = Metrics::new().render();
+        assert!(text.contains("registry_refresh_total{result=\"error\"} 0"), "{text}");
+        assert!(text.contains("registry_refresh_total{result=\"success\"} 0"), "{text}");
+    }
+
+    #[test]
+    fn a_started_port_has_zero_connection_series() {
+        let metrics = Metrics::new();
+        metrics.start_port("management", &["idle_timeout", "malformed_request"]);
+        let text = metrics.render();
+        for line in [
+            "http_connections_open{port=\"management\"} 0",
+            "http_connection_limit_reached_total{port=\"management\"} 0",
+            "http_connections_closed_total{port=\"management\",reason=\"idle_timeout\"} 0",
+            "http_connections_closed_total{port=\"management\",reason=\"malformed_request\"} 0",
+            "registry_entry_retries_total{result=\"failed\"} 0",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
         }
     }
 

@@ -67,6 +67,14 @@ pub enum Expiry {
 }
 
 impl Expiry {
+    pub const ALL: [Self; 5] = [
+        Self::NoRequest,
+        Self::SlowHead,
+        Self::Idle,
+        Self::StalledWrite,
+        Self::Pressure,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NoRequest => "no_request",

@@ -22,6 +22,10 @@ use super::service::ConnectionService;
 use crate::http::error::ApiError;
 use crate::metrics::Metrics;
 
+/// The `reason` of `http_connections_closed_total` for a request hyper could not parse (the
+/// other reasons are the `Expiry` words).
+pub const MALFORMED_REQUEST: &str = "malformed_request";
+
 /// After the last response of a connection that may still have request bytes in flight, keep
 /// reading (and discarding) this long before closing, so the kernel does not reset the connection
 /// and destroy the response before the client read it (the "lingering close" of Apache and nginx).
@@ -167,7 +171,7 @@ async fn close(mut stream: TcpStream, ending: Ending, activity: &Activity, conte
         if !matches!(ending, Ending::Expired(_)) {
             context
                 .metrics
-                .record_connection_closed(context.port_label, "malformed_request");
+                .record_connection_closed(context.port_label, MALFORMED_REQUEST);
         }
         let response = raw_error_response(error);
         let _ = tokio::time::timeout(RAW_RESPONSE_WRITE_TIMEOUT, stream.write_all(&response)).await;

@@ -128,6 +128,12 @@ async fn accept_loop(
         body_read_timeout: settings.body_read_timeout,
         drain_max_bytes: settings.drain_max_bytes,
     });
+    let closed_reasons: Vec<&'static str> = activity::Expiry::ALL
+        .iter()
+        .map(|expiry| expiry.as_str())
+        .chain([connection::MALFORMED_REQUEST])
+        .collect();
+    metrics.start_port(port.name, &closed_reasons);
     let mut last_limit_warning: Option<tokio::time::Instant> = None;
     loop {
         let (stream, _peer) = tokio::select! {

@@ -28,6 +28,15 @@ pub struct Instrumented {
 
 impl Instrumented {
     pub fn new(inner: Arc<dyn RecordStore>, adapter: &'static str, metrics: Arc<Metrics>) -> Self {
+        // Zero error series from the start: an alert's `increase()` cannot see a series' first
+        // sample, so a counter created by the first failure would hide it.
+        for operation in ["create", "get", "query"] {
+            let _ = metrics.io_adapter_errors.get_or_create(&vec![
+                ("adapter", adapter.to_string()),
+                ("operation", operation.to_string()),
+                ("kind", "unavailable".to_string()),
+            ]);
+        }
         Self {
             inner,
             adapter,

@@ -19,6 +19,7 @@ use self::store::{KeyStore, Trigger};
 use super::bearer::bearer_token;
 use super::{AuthError, AuthHealth, Authenticator, Identity};
 use crate::config::JwtConfig;
+use crate::metrics::JwksMetrics;
 
 pub struct JwksAuthenticator {
     store: Arc<KeyStore>,
@@ -30,7 +31,7 @@ impl JwksAuthenticator {
     /// Builds the authenticator and starts fetching keys in the background: an identity provider
     /// that is down at start must not stop the service; `/admin/ready` reports it instead. Needs a
     /// Tokio runtime.
-    pub fn start(config: &JwtConfig) -> Result<Self, String> {
+    pub fn start(config: &JwtConfig, metrics: JwksMetrics) -> Result<Self, String> {
         tokio::runtime::Handle::try_current()
             .map_err(|_| "the JWKS refresher needs a Tokio runtime (build the state inside one)".to_string())?;
         if !ring_verify::install() {
@@ -38,17 +39,18 @@ impl JwksAuthenticator {
                 "jsonwebtoken's crypto provider was fixed before start; JWT verification uses the slower pure-Rust backend"
             );
         }
-        let authenticator = Self::new(config)?;
+        let authenticator = Self::new(config, metrics)?;
         authenticator.store.spawn_refresher();
         Ok(authenticator)
     }
 
-    fn new(config: &JwtConfig) -> Result<Self, String> {
+    fn new(config: &JwtConfig, metrics: JwksMetrics) -> Result<Self, String> {
         let store = KeyStore::new(
             config.jwks_url.clone(),
             validation_template(config),
             config.jwks_refresh,
             config.jwks_min_refetch,
+            metrics,
         )?;
         Ok(Self {
             store,

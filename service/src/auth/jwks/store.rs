@@ -6,7 +6,7 @@
 //! needs a refetch awaits a shared future, not a mutex. A failed fetch keeps the last good keys.
 
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::{ArcSwap, Guard};
 use futures::FutureExt;
@@ -14,6 +14,7 @@ use futures::future::{BoxFuture, Shared};
 use jsonwebtoken::Validation;
 
 use super::keys::{KeySet, MAX_JWKS_BYTES, ParsedJwks, parse_jwks};
+use crate::metrics::JwksMetrics;
 
 /// One JWKS request may take this long; the IdP is usually in the same cluster.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -66,6 +67,7 @@ pub struct KeyStore {
     keys: ArcSwap<KeySet>,
     status: Mutex<FetchStatus>,
     refetch: Mutex<Refetch>,
+    metrics: JwksMetrics,
 }
 
 impl KeyStore {
@@ -74,6 +76,7 @@ impl KeyStore {
         template: Validation,
         refresh_every: Duration,
         min_refetch: Duration,
+        metrics: JwksMetrics,
     ) -> Result<Arc<Self>, String> {
         crate::registry::fetch::install_crypto_provider();
         let client = reqwest::Client::builder()
@@ -94,6 +97,7 @@ impl KeyStore {
             keys: ArcSwap::from_pointee(KeySet::default()),
             status: Mutex::new(FetchStatus::default()),
             refetch: Mutex::new(Refetch::default()),
+            metrics,
         }))
     }
 
@@ -183,6 +187,7 @@ impl KeyStore {
             Ok(ParsedJwks { set, skipped }) => {
                 let kids: Vec<String> = set.kids().into_iter().map(str::to_string).collect();
                 let changed = self.keys.load().kids() != set.kids();
+                self.metrics.record_success(set.len(), SystemTime::now());
                 self.keys.store(Arc::new(set));
                 let recovered = {
                     let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
@@ -198,6 +203,7 @@ impl KeyStore {
             Err(error) => {
                 let keys_kept = self.keys.load().len();
                 tracing::warn!(url = %self.url, error = %error, keys_kept, "JWKS fetch failed; keeping the last good keys");
+                self.metrics.record_failure();
                 self.status.lock().unwrap_or_else(|p| p.into_inner()).last_error = Some(error);
             }
         }
