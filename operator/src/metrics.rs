@@ -101,6 +101,13 @@ impl Metrics {
                 "Failed lists and watches by controller (403: the RBAC lacks a watched resource)",
                 metrics.watch_errors.clone(),
             );
+            // At 0 from the start: Prometheus' increase() cannot see a counter's first sample,
+            // so a series born at 1 would hide a first failure from HexCoreOperatorWatchErrors.
+            for controller in ["hexcoreservice", "modelcatalog"] {
+                metrics
+                    .watch_errors
+                    .get_or_create(&vec![("controller", controller.to_string())]);
+            }
             registry.register(
                 "service_condition",
                 "HexCoreService status conditions: 1 while True, by namespace, hexcoreservice and type",

@@ -164,6 +164,13 @@ async fn a_watch_the_rbac_refuses_is_counted_and_logged() {
         metrics
             .lines()
             .find(|l| l.starts_with("hexcore_operator_watch_errors_total{controller=\"hexcoreservice\"}"))
+            // The series exists at 0 from the start; wait for a counted failure.
+            .filter(|l| {
+                l.rsplit(' ')
+                    .next()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .is_some_and(|v| v >= 1.0)
+            })
             .map(str::to_string)
     })
     .await;
