@@ -106,7 +106,8 @@ impl Metrics {
             for controller in ["hexcoreservice", "modelcatalog"] {
                 metrics
                     .watch_errors
-                    .get_or_create(&vec![("controller", controller.to_string())]);
+                    .get_or_create(&vec![("controller", controller.to_string())])
+                    .inc_by(0);
             }
             registry.register(
                 "service_condition",
