@@ -223,7 +223,9 @@ pub struct HexCoreServiceSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-validations" = [{"rule": "self in ['trace', 'debug', 'info', 'warn', 'error']", "message": "must be one of trace, debug, info, warn, error"}]))]
     pub log_level: Option<String>,
-    /// Prometheus metrics at `/admin/metrics`.
+    /// Prometheus metrics at `/admin/metrics` (default: on). Served without authentication on
+    /// the management port (9464), which the Service does not expose, and with an admin
+    /// identity on the API port.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsSpec>,
     /// Container resources (default requests 100m CPU / 128Mi, limits 500m CPU / 512Mi).
@@ -564,7 +566,7 @@ pub struct ValidationSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsSpec {
-    /// `METRICS_ENABLED`.
+    /// `METRICS_ENABLED` (`false` turns the data plane's metrics off).
     pub enabled: bool,
 }
 

@@ -359,7 +359,9 @@ pub fn environment(hcs: &HexCoreService) -> BTreeMap<String, String> {
     set("LOG_FORMAT", "json".to_string());
     set(
         "METRICS_ENABLED",
-        bool_str(spec.metrics.as_ref().is_some_and(|m| m.enabled)),
+        // On unless turned off: the chart's PodMonitor scrapes every data plane, and the
+        // management port that serves them is not reachable through the Service.
+        bool_str(spec.metrics.as_ref().is_none_or(|m| m.enabled)),
     );
     env
 }
@@ -832,7 +834,10 @@ mod tests {
         assert_eq!(env["AUTH_ADMIN_TOKEN_FILE"], "/var/run/hex-core/admin/token");
         assert_eq!(env["SERVER_PORT"], "8080");
         assert_eq!(env["LOG_LEVEL"], "info");
-        assert_eq!(env["METRICS_ENABLED"], "false");
+        assert_eq!(
+            env["METRICS_ENABLED"], "true",
+            "metrics on unless spec.metrics.enabled is false"
+        );
         assert!(
             !env.contains_key("IO_ADAPTER_DATABASE_URL"),
             "secrets never go into the ConfigMap"
@@ -946,6 +951,14 @@ mod tests {
         for (k, v) in expect {
             assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}");
         }
+    }
+
+    #[test]
+    fn metrics_are_on_unless_turned_off() {
+        let mut h = hcs("svc");
+        assert_eq!(environment(&h)["METRICS_ENABLED"], "true");
+        h.spec.metrics = Some(crate::crd::MetricsSpec { enabled: false });
+        assert_eq!(environment(&h)["METRICS_ENABLED"], "false");
     }
 
     #[test]
