@@ -8,24 +8,10 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 
-use support::repo_root;
+use support::{repo_root, workspace_version};
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(repo_root().join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
-}
-
-/// `[workspace.package] version` of Cargo.toml.
-fn workspace_version() -> String {
-    let cargo = read("Cargo.toml");
-    let section = cargo
-        .split("\n[")
-        .find(|s| s.starts_with("workspace.package]"))
-        .expect("[workspace.package] in Cargo.toml");
-    section
-        .lines()
-        .find_map(|l| l.strip_prefix("version = "))
-        .map(|v| v.trim().trim_matches('"').to_string())
-        .expect("version in [workspace.package]")
 }
 
 fn yaml_field(path: &str, field: &str) -> String {

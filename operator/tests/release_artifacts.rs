@@ -23,7 +23,7 @@ use kube::api::{DeleteParams, ListParams, LogParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use support::node::{Node, node};
-use support::{eventually, repo_root};
+use support::{eventually, repo_root, workspace_version};
 
 const OPERATOR_NS: &str = "hex-core-system";
 const RELEASE: &str = "hex-core-operator";
@@ -31,19 +31,6 @@ const CHECK_NS: &str = "hex-release-check";
 
 fn figure(line: &str) {
     let _ = writeln!(std::io::stderr(), "release: {line}");
-}
-
-fn workspace_version() -> String {
-    let cargo = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
-    let section = cargo
-        .split("\n[")
-        .find(|s| s.starts_with("workspace.package]"))
-        .expect("[workspace.package] in Cargo.toml");
-    section
-        .lines()
-        .find_map(|l| l.strip_prefix("version = "))
-        .map(|v| v.trim().trim_matches('"').to_string())
-        .expect("version in [workspace.package]")
 }
 
 /// The cargo target dir this test was built in (`<target>/debug/deps/<test>`).

@@ -41,6 +41,19 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `[workspace.package] version` of Cargo.toml: the one version of every artifact.
+pub fn workspace_version() -> String {
+    let cargo = std::fs::read_to_string(repo_root().join("Cargo.toml")).expect("read Cargo.toml");
+    cargo
+        .split("\n[")
+        .find(|s| s.starts_with("workspace.package]"))
+        .expect("[workspace.package] in Cargo.toml")
+        .lines()
+        .find_map(|l| l.strip_prefix("version = "))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .expect("version in [workspace.package]")
+}
+
 fn control_plane_script() -> PathBuf {
     repo_root().join("scripts/control-plane")
 }
