@@ -165,17 +165,6 @@ fn failing_status(generation: Option<i64>) -> HexCoreServiceStatus {
     }
 }
 
-fn pod(name: &str) -> Pod {
-    serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "labels": {
-            "app.kubernetes.io/name": "hex-core-service", "app.kubernetes.io/instance": "svc",
-            "app.kubernetes.io/managed-by": "hex-core-operator", "app.kubernetes.io/part-of": "hex-core"}},
-        "spec": {"containers": [{"name": "hex-core-service", "image": "i:1"}]},
-    }))
-    .unwrap()
-}
-
 /// The kubelet's part of a pod (there is no kubelet on this plane).
 async fn set_pod_status(pods: &Api<Pod>, name: &str, status: Value) {
     pods.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
@@ -223,7 +212,9 @@ async fn fixture() -> Fixture {
 
     let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
     for name in ["svc-5d8f9-aaaaa", "svc-5d8f9-bbbbb"] {
-        pods.create(&PostParams::default(), &pod(name)).await.unwrap();
+        pods.create(&PostParams::default(), &support::data_plane_pod(name))
+            .await
+            .unwrap();
     }
     set_pod_status(
         &pods,

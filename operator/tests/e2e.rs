@@ -90,14 +90,6 @@ fn newest_mtime(dir: &Path) -> std::time::SystemTime {
     newest
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct ServiceProcess(Child);
 
 impl Drop for ServiceProcess {
@@ -408,7 +400,7 @@ async fn the_replica_client_presents_the_admin_token_and_reads_the_replica_after
     let report = after.report.unwrap();
     assert!(report.serves("wanted"), "{report:?}");
     let closed = Endpoint {
-        authority: format!("127.0.0.1:{}", free_port()),
+        authority: format!("127.0.0.1:{}", support::free_port()),
         pod: None,
         ready: true,
     };

@@ -609,14 +609,6 @@ fn service_binary() -> PathBuf {
         .clone()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A service process on loopback, killed on drop; its stderr is kept for failure messages.
 struct Service {
     child: Child,
@@ -698,7 +690,7 @@ fn sample(exposition: &str, series: &str) -> Option<f64> {
 #[tokio::test]
 async fn every_metric_in_the_dashboard_and_the_alerts_is_exported_by_the_service_or_the_operator() {
     let jwks = jwks_server().await;
-    let management = free_port();
+    let management = support::free_port();
     let service = start_service(&[
         ("SERVER_MANAGEMENT_PORT", management.to_string()),
         ("AUTH_MODE", "jwt_jwks".into()),
@@ -818,7 +810,7 @@ fn operator_metrics_with_series() -> String {
 /// Starts a service with `AUTH_MODE=none`, sends it the traffic every family needs, and returns
 /// its `/admin/metrics` from the management port.
 async fn traffic_service() -> String {
-    let management = free_port();
+    let management = support::free_port();
     let service = start_service(&[
         ("SERVER_MANAGEMENT_PORT", management.to_string()),
         ("AUTH_MODE", "none".into()),
@@ -885,8 +877,8 @@ async fn main_url(service: &Service, _metrics: &str) -> String {
 #[tokio::test]
 async fn a_service_whose_jwks_cannot_be_fetched_counts_errors_and_reports_no_success() {
     // A port nothing listens on: every fetch fails.
-    let closed = free_port();
-    let management = free_port();
+    let closed = support::free_port();
+    let management = support::free_port();
     let service = start_service(&[
         ("SERVER_MANAGEMENT_PORT", management.to_string()),
         ("AUTH_MODE", "jwt_jwks".into()),
@@ -912,7 +904,7 @@ async fn a_service_whose_jwks_cannot_be_fetched_counts_errors_and_reports_no_suc
 
 #[tokio::test]
 async fn a_service_without_jwt_auth_exports_no_jwks_metrics() {
-    let management = free_port();
+    let management = support::free_port();
     let service = start_service(&[
         ("SERVER_MANAGEMENT_PORT", management.to_string()),
         ("AUTH_MODE", "none".into()),

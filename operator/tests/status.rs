@@ -218,17 +218,6 @@ async fn a_not_ready_replica_is_read_too_and_a_permanent_failure_is_degraded_and
     f.wait_condition("Degraded", "False", "AsExpected").await;
 }
 
-fn pod(name: &str) -> Pod {
-    serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "labels": {
-            "app.kubernetes.io/name": "hex-core-service", "app.kubernetes.io/instance": "svc",
-            "app.kubernetes.io/managed-by": "hex-core-operator", "app.kubernetes.io/part-of": "hex-core"}},
-        "spec": {"containers": [{"name": "hex-core-service", "image": "i:1"}]},
-    }))
-    .unwrap()
-}
-
 /// The kubelet's part, standing in: the pod's status, set through the status subresource.
 async fn set_pod_status(pods: &Api<Pod>, name: &str, status: serde_json::Value) {
     pods.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
@@ -246,7 +235,7 @@ async fn pods_that_do_not_run_say_why_in_the_services_conditions() {
     let f = Fixture::new("status-pods").await;
     f.wait_condition("Ready", "False", "NoReadyReplicas").await;
     let pods: Api<Pod> = Api::namespaced(f.ns.client.clone(), &f.ns.name);
-    pods.create(&PostParams::default(), &pod("svc-7d9f-abcde"))
+    pods.create(&PostParams::default(), &support::data_plane_pod("svc-7d9f-abcde"))
         .await
         .unwrap();
 
@@ -281,7 +270,7 @@ async fn pods_that_do_not_run_say_why_in_the_services_conditions() {
     let ready = f.wait_condition("Ready", "False", "ImagePullFailed").await;
     assert!(ready.message.contains("Back-off pulling image"), "{}", ready.message);
 
-    pods.create(&PostParams::default(), &pod("svc-7d9f-unsch"))
+    pods.create(&PostParams::default(), &support::data_plane_pod("svc-7d9f-unsch"))
         .await
         .unwrap();
     set_pod_status(

@@ -569,3 +569,24 @@ impl Drop for OwnPlane {
             .status();
     }
 }
+
+/// A free TCP port on 127.0.0.1 (bound once and released), for a process the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A data-plane pod of the HexCoreService `svc` as the operator labels it (no kubelet runs it).
+pub fn data_plane_pod(name: &str) -> k8s_openapi::api::core::v1::Pod {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {
+            "app.kubernetes.io/name": "hex-core-service", "app.kubernetes.io/instance": "svc",
+            "app.kubernetes.io/managed-by": "hex-core-operator", "app.kubernetes.io/part-of": "hex-core"}},
+        "spec": {"containers": [{"name": "hex-core-service", "image": "i:1"}]},
+    }))
+    .unwrap()
+}
